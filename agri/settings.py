@@ -1,0 +1,88 @@
+"""Settings of every service, read once from ``AGRI_*`` environment variables.
+
+No other module reads ``os.environ``. When ``AGRI_DATABASE_URL`` or
+``AGRI_MQTT_URL`` is unset, the servers of the embedded stack started by
+``agri up`` under ``AGRI_HOME`` are used (their addresses and generated
+passwords are in ``AGRI_HOME/stack.json``).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import orjson
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or wrong; the message names the variable to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGRI_", frozen=True, extra="ignore")
+
+    home: Path = Field(default=Path(".agri"), description="state directory of the embedded stack")
+    database_url: str | None = None
+    mqtt_url: str | None = Field(default=None, description="mqtt://user:password@host:port")
+    # Ingest.
+    ingest_worker: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,32}$",
+                               description="stable id of this ingest worker (MQTT client id)")
+    ingest_batch_readings: int = Field(default=20_000, ge=1)
+    ingest_batch_seconds: float = Field(default=0.2, gt=0)
+    ingest_session_expiry_s: int = Field(default=7 * 86_400, ge=0)
+    ingest_receive_maximum: int = Field(default=20_000, ge=1, le=65_535)
+    max_payload_bytes: int = Field(default=256 * 1024, ge=64)
+    max_age_days: float = Field(default=35.0, gt=0,
+                                description="oldest reading accepted, days before arrival")
+    max_future_s: float = Field(default=600.0, ge=0,
+                                description="readings ahead of server time accepted, seconds")
+    # API.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65_535)
+    raw_retention_days: int | None = Field(default=None, ge=1,
+                                           description="drop raw readings older than this")
+
+    @cached_property
+    def stack_file(self) -> Path:
+        return self.home / "stack.json"
+
+    def _stack(self) -> dict:
+        try:
+            return orjson.loads(self.stack_file.read_bytes())
+        except FileNotFoundError:
+            return {}
+
+    def db_url(self) -> str:
+        """The database URL: AGRI_DATABASE_URL, else the embedded stack's."""
+        if self.database_url:
+            return self.database_url
+        url = self._stack().get("database_url")
+        if not url:
+            raise SettingsError(
+                f"no database: set AGRI_DATABASE_URL, or start the embedded stack with "
+                f"`agri up` (AGRI_HOME={self.home})")
+        return url
+
+    def broker_url(self, account: str = "ingest") -> str:
+        """The MQTT URL for one of the platform's service accounts."""
+        if self.mqtt_url:
+            return self.mqtt_url
+        urls = self._stack().get("mqtt_urls", {})
+        if account not in urls:
+            raise SettingsError(
+                f"no MQTT broker: set AGRI_MQTT_URL, or start the embedded stack with "
+                f"`agri up` (AGRI_HOME={self.home})")
+        return urls[account]
+
+
+def load() -> Settings:
+    """Build the settings once at start-up; fails fast naming the variable."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        names = ", ".join("AGRI_" + str(e["loc"][0]).upper() for e in exc.errors())
+        raise SettingsError(f"invalid setting {names}: {exc}") from None
