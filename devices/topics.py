@@ -93,7 +93,9 @@ def parse(topic: str) -> Route | None:
         "event", "up"
     ]:
         eui = parts[3].lower()
-        return Route(Format.CHIRPSTACK_UPLINK, eui, dev_eui=True) if _EUI_RE.fullmatch(eui) else None
+        if not _EUI_RE.fullmatch(eui):
+            return None
+        return Route(Format.CHIRPSTACK_UPLINK, eui, dev_eui=True)
     return None
 
 
