@@ -184,7 +184,7 @@ def _object_records(obj: Any, *, t: float, where: str) -> tuple[list[Record], li
             else:
                 records.append((name, None, value, t))
         else:
-            errors.append((i, f"{name}: value must be a number or boolean", {name: value}))
+            errors.append((i, f"{name!r}: value must be a number or boolean", {name: value}))
     return records, errors
 
 

@@ -1,0 +1,231 @@
+"""The ``agri`` command. Each subcommand is a thin shell over a module."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import orjson
+
+from agri.settings import SettingsError, load
+
+logger = logging.getLogger("agri")
+
+
+def _print_json(obj: object) -> None:
+    sys.stdout.write(orjson.dumps(obj).decode() + "\n")
+
+
+def _db(settings):
+    from agri.db import connect
+
+    return connect(settings.db_url())
+
+
+def cmd_up(args, settings) -> int:
+    from agri.deploy.up import run_up
+
+    return run_up(settings, simulate=args.simulate, api_port=args.api_port)
+
+
+def cmd_db_migrate(args, settings) -> int:
+    from agri.deploy.migrate import migrate
+
+    with _db(settings) as conn:
+        applied = migrate(conn)
+    print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+def cmd_ingest(args, settings) -> int:
+    from agri.ingest.service import IngestService
+
+    if args.worker:
+        settings = settings.model_copy(update={"ingest_worker": args.worker})
+    service = IngestService(settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: service.stop())
+    service.run()
+    return 0
+
+
+def cmd_api(args, settings) -> int:
+    import uvicorn
+
+    from agri.api.app import create_app
+
+    uvicorn.run(create_app(settings), host=args.host or settings.api_host,
+                port=args.port if args.port is not None else settings.api_port,
+                log_level="info", access_log=False)
+    return 0
+
+
+def cmd_devices(args, settings) -> int:
+    from agri.deploy.stack import reload_running_broker
+    from agri.devices import registry
+
+    with _db(settings) as conn:
+        if args.action == "add":
+            password = registry.add_device(conn, device_id=args.id, profile_name=args.profile,
+                                           field_id=args.field, owner=args.owner,
+                                           dev_eui=args.dev_eui)
+            reload_running_broker(settings.home, settings.db_url())
+            if args.json:
+                _print_json({"device_id": args.id, "username": args.id, "password": password})
+            else:
+                print(f"device {args.id} registered (profile {args.profile})")
+                print(f"MQTT username: {args.id}")
+                print(f"MQTT password: {password}   (shown once: store it in the device now)")
+                print(f"publish SenML to agri/v1/devices/{args.id}/senml")
+        elif args.action == "list":
+            devices = registry.list_devices(conn, field_id=args.field)
+            if args.json:
+                _print_json([d.to_json() for d in devices])
+            for d in devices if not args.json else ():
+                state = "revoked" if d.revoked_at else "active"
+                print(f"{d.id:24} {d.profile:16} {d.field_id or '-':16} {state}")
+        elif args.action == "show":
+            device = registry.get_device(conn, args.id)
+            if device is None:
+                print(f"no device {args.id!r}", file=sys.stderr)
+                return 1
+            _print_json(device.to_json())
+        elif args.action == "revoke":
+            if not registry.revoke_device(conn, args.id):
+                print(f"no device {args.id!r}", file=sys.stderr)
+                return 1
+            reload_running_broker(settings.home, settings.db_url())
+            print(f"device {args.id} revoked: the broker refuses it from now on")
+    return 0
+
+
+def cmd_users_add(args, settings) -> int:
+    from agri.api.accounts import add_user
+
+    with _db(settings) as conn:
+        token = add_user(conn, name=args.name, role=args.role, regions=args.region)
+    if args.json:
+        _print_json({"user": args.name, "role": args.role, "token": token})
+    else:
+        print(f"user {args.name} ({args.role}) created")
+        print(f"API token: {token}   (shown once)")
+        print("use it as: Authorization: Bearer <token>")
+    return 0
+
+
+def cmd_fields_import(args, settings) -> int:
+    from agri.api.field_registry import import_fields, parse_features
+
+    rows = parse_features(orjson.loads(Path(args.file).read_bytes()))
+    with _db(settings) as conn:
+        count, created = import_fields(conn, rows, create_owners=args.create_owners)
+    print(f"imported {count} fields")
+    for owner, token in created.items():
+        print(f"created farmer {owner}: API token {token}")
+    return 0
+
+
+def cmd_bench(args, settings) -> int:
+    from agri.ingest.bench import run_bench
+
+    return run_bench(args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agri", description=__doc__.split("\n")[0] if __doc__
+                                     else None)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("up", help="run the whole platform on the embedded default")
+    p.add_argument("--simulate", action="store_true", help="also run the simulator")
+    p.add_argument("--api-port", type=int, default=None, help="API port (default 8000 or free)")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("db", help="database tasks")
+    dbsub = p.add_subparsers(dest="action", required=True)
+    dbsub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_db_migrate)
+
+    p = sub.add_parser("ingest", help="run one ingest worker")
+    p.add_argument("--worker", help="stable worker id (MQTT client agri-ingest-ID)")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("api", help="run the API server")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_api)
+
+    p = sub.add_parser("devices", help="register and manage devices")
+    dsub = p.add_subparsers(dest="action", required=True)
+    a = dsub.add_parser("add", help="register a device and print its MQTT password once")
+    a.add_argument("--id", required=True)
+    a.add_argument("--profile", required=True)
+    a.add_argument("--field")
+    a.add_argument("--owner", help="user who owns the device (a developer)")
+    a.add_argument("--dev-eui", help="LoRaWAN DevEUI (ChirpStack uplinks)")
+    a.add_argument("--json", action="store_true")
+    a = dsub.add_parser("list", help="list devices")
+    a.add_argument("--field")
+    a.add_argument("--json", action="store_true")
+    dsub.add_parser("show", help="show one device").add_argument("id")
+    dsub.add_parser("revoke", help="revoke a device").add_argument("id")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("users", help="manage users")
+    usub = p.add_subparsers(dest="action", required=True)
+    a = usub.add_parser("add", help="create a user and print an API token once")
+    a.add_argument("--name", required=True)
+    a.add_argument("--role", required=True,
+                   choices=["farmer", "officer", "developer", "planner", "admin"])
+    a.add_argument("--region", nargs="*", default=[], help="municipalities (officers)")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_users_add)
+
+    p = sub.add_parser("fields", help="manage fields")
+    fsub = p.add_subparsers(dest="action", required=True)
+    a = fsub.add_parser("import", help="import fields from a GeoJSON FeatureCollection")
+    a.add_argument("file")
+    a.add_argument("--create-owners", action="store_true",
+                   help="create missing owners as farmers and print their tokens")
+    a.set_defaults(func=cmd_fields_import)
+
+    p = sub.add_parser("bench", help="benchmarks that print figures against a baseline")
+    p.add_argument("name", choices=["ingest"])
+    p.add_argument("--mode", choices=["single", "pack", "both"], default="both")
+    p.add_argument("--readings", type=int, default=600_000, help="readings per mode")
+    p.add_argument("--workers", type=int, default=2, help="ingest workers")
+    p.add_argument("--publishers", type=int, default=2, help="publisher processes")
+    p.set_defaults(func=cmd_bench)
+
+    try:
+        from agri.simulator.cli import register
+    except ImportError:
+        pass
+    else:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load()
+        return args.func(args, settings) or 0
+    except SettingsError as exc:
+        print(f"agri: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # registry, account and import errors say what to fix
+        print(f"agri: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:
+        print(f"agri: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

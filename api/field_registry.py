@@ -1,0 +1,93 @@
+"""Fields (paddies): import from GeoJSON, SQL for fields, one place."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import orjson
+import psycopg
+from pyproj import Transformer
+import shapely
+from shapely.geometry import shape
+
+# JGD2011 / Japan Plane Rectangular CS X: the zone for Aomori (metres).
+PLANE_CRS = "EPSG:6678"
+_TO_PLANE = Transformer.from_crs("EPSG:4326", PLANE_CRS, always_xy=True)
+REQUIRED = ("id", "name", "owner", "cultivar", "transplanted_on", "municipality")
+
+
+class FieldImportError(ValueError):
+    """The GeoJSON cannot be imported; the message names the feature and the fix."""
+
+
+def parse_features(data: dict) -> list[dict]:
+    """Check a FeatureCollection of field polygons; returns rows to upsert."""
+    if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
+        raise FieldImportError("expected a GeoJSON FeatureCollection")
+    rows = []
+    for n, feature in enumerate(data.get("features") or []):
+        props = feature.get("properties") or {}
+        where = f"feature {n} ({props.get('id', 'no id')})"
+        missing = [k for k in REQUIRED if props.get(k) in (None, "")]
+        if missing:
+            raise FieldImportError(f"{where}: missing properties {', '.join(missing)}")
+        geometry = feature.get("geometry") or {}
+        if geometry.get("type") != "Polygon":
+            raise FieldImportError(f"{where}: geometry must be a Polygon")
+        try:
+            polygon = shape(geometry)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise FieldImportError(f"{where}: bad polygon: {exc}") from None
+        lon_min, lat_min, lon_max, lat_max = polygon.bounds
+        if not (-180 <= lon_min <= lon_max <= 180 and -90 <= lat_min <= lat_max <= 90):
+            raise FieldImportError(f"{where}: coordinates must be longitude, latitude (RFC 7946)")
+        if not polygon.is_valid:
+            raise FieldImportError(f"{where}: polygon is not valid (self-intersecting?)")
+        try:
+            planted = date.fromisoformat(str(props["transplanted_on"]))
+        except ValueError:
+            raise FieldImportError(f"{where}: transplanted_on must be an ISO date") from None
+        centroid = polygon.centroid
+        rows.append({
+            "id": str(props["id"]), "name": str(props["name"]), "owner": str(props["owner"]),
+            "cultivar": str(props["cultivar"]), "transplanted_on": planted,
+            "municipality": str(props["municipality"]),
+            "geometry": orjson.dumps(geometry).decode(),
+            "area_m2": shapely.transform(polygon, _TO_PLANE.transform, interleaved=False).area,
+            "centroid_lon": centroid.x, "centroid_lat": centroid.y,
+        })
+    if not rows:
+        raise FieldImportError("the FeatureCollection has no features")
+    return rows
+
+
+def import_fields(conn: psycopg.Connection, rows: list[dict], *,
+                  create_owners: bool = False) -> tuple[int, dict[str, str]]:
+    """Insert or update fields; returns (count, tokens of owners created)."""
+    from agri.api.accounts import add_user
+
+    owners = sorted({r["owner"] for r in rows})
+    known = {r[0] for r in conn.execute("SELECT name FROM users WHERE name = ANY(%s)",
+                                        (owners,))}
+    unknown = [o for o in owners if o not in known]
+    created: dict[str, str] = {}
+    if unknown and not create_owners:
+        raise FieldImportError(f"owners are not users: {', '.join(unknown)}; create them with "
+                               f"`agri users add --role farmer` or pass --create-owners")
+    with conn.transaction():
+        for owner in unknown:
+            created[owner] = add_user(conn, name=owner, role="farmer")
+        with conn.cursor() as cur:
+            cur.executemany(
+                """INSERT INTO fields (id, name, owner, cultivar, transplanted_on, municipality,
+                                       geometry, area_m2, centroid_lon, centroid_lat)
+                   VALUES (%(id)s, %(name)s, %(owner)s, %(cultivar)s, %(transplanted_on)s,
+                           %(municipality)s, %(geometry)s::jsonb, %(area_m2)s,
+                           %(centroid_lon)s, %(centroid_lat)s)
+                   ON CONFLICT (id) DO UPDATE SET
+                     name = excluded.name, owner = excluded.owner, cultivar = excluded.cultivar,
+                     transplanted_on = excluded.transplanted_on,
+                     municipality = excluded.municipality, geometry = excluded.geometry,
+                     area_m2 = excluded.area_m2, centroid_lon = excluded.centroid_lon,
+                     centroid_lat = excluded.centroid_lat, updated_at = now()""", rows)
+    return len(rows), created

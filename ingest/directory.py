@@ -1,0 +1,77 @@
+"""The ingest's view of the device registry: id -> profile, revoked or not,
+and DevEUI -> id for ChirpStack. Reloaded periodically and on a miss."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import psycopg
+
+from agri.devices.profiles import PROFILES, Metric, Profile
+from agri.ingest.validate import profile_metrics
+
+logger = logging.getLogger(__name__)
+
+REFRESH_S = 10.0
+MISS_REFRESH_S = 1.0  # at most this often on an unknown id
+
+
+@dataclass(frozen=True, slots=True)
+class KnownDevice:
+    id: str
+    profile: Profile
+    metrics: dict[str, Metric]
+    revoked: bool
+
+
+class Directory:
+    def __init__(self, connect) -> None:
+        self._connect = connect
+        self._conn: psycopg.Connection | None = None
+        self._by_id: dict[str, KnownDevice] = {}
+        self._by_eui: dict[str, str] = {}
+        self._loaded_at = -1e9
+        self._metrics = {name: profile_metrics(p) for name, p in PROFILES.items()}
+
+    def lookup(self, key: str, *, dev_eui: bool = False) -> KnownDevice | None:
+        now = time.monotonic()
+        if now - self._loaded_at > REFRESH_S:
+            self.reload()
+        device = self._find(key, dev_eui)
+        if device is None and now - self._loaded_at > MISS_REFRESH_S:
+            self.reload()
+            device = self._find(key, dev_eui)
+        return device
+
+    def _find(self, key: str, dev_eui: bool) -> KnownDevice | None:
+        if dev_eui:
+            key = self._by_eui.get(key, "")
+        return self._by_id.get(key)
+
+    def reload(self) -> None:
+        """Read the registry; while the database is away, keep trying (ingest
+        cannot commit anyway, and guessing would reject good devices)."""
+        delay = 0.2
+        while True:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._connect()
+                rows = self._conn.execute(
+                    "SELECT id, profile, revoked_at IS NOT NULL, dev_eui FROM devices").fetchall()
+                self._conn.rollback()
+                break
+            except psycopg.OperationalError as exc:
+                logger.warning("device registry unavailable (%s); retrying", exc)
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self._by_id = {
+            r[0]: KnownDevice(r[0], PROFILES[r[1]], self._metrics[r[1]], r[2])
+            for r in rows if r[1] in PROFILES
+        }
+        self._by_eui = {r[3]: r[0] for r in rows if r[3]}
+        self._loaded_at = time.monotonic()

@@ -1,0 +1,176 @@
+"""The ingest worker: MQTT in, TimescaleDB out, acknowledgement after commit.
+
+Threads: paho's network thread only queues messages; the decoder thread
+turns them into batches; the writer (the caller's thread) commits each batch
+and then acknowledges its messages. QoS 1, a fixed client id and a session
+that outlives the process mean that whatever was not committed comes again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+import numpy as np
+from paho.mqtt.client import Client, MQTTMessage
+
+from agri import mqtt
+from agri.db import connect
+from agri.devices.topics import INGEST_FILTERS, shared
+from agri.ingest.batch import Batch
+from agri.ingest.directory import Directory
+from agri.ingest.pipeline import Pipeline
+from agri.ingest.stats import Stats
+from agri.ingest.validate import TimeLimits
+from agri.ingest.writer import Writer
+from agri.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SYS_TOPICS = {
+    "$SYS/broker/publish/messages/dropped": "broker_dropped_messages",
+    "$SYS/broker/store/messages/count": "broker_stored_messages",
+}
+WRITE_QUEUE_BATCHES = 2  # batches decoded ahead of the one being written
+POLL_S = 0.05
+# Age of a reading when its batch commits (commit time - measurement time):
+# histogram bucket upper bounds, seconds.
+AGE_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
+               10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0, float("inf"))
+
+
+class IngestService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.worker = settings.ingest_worker
+        self.db_url = settings.db_url()
+        self.stats = Stats(self.worker)
+        self.age_counts = np.zeros(len(AGE_BUCKETS), dtype=np.int64)
+        self.pipeline = Pipeline(
+            directory=Directory(lambda: connect(self.db_url)),
+            limits=TimeLimits(settings.max_age_days * 86400, settings.max_future_s),
+            max_payload=settings.max_payload_bytes)
+        self.writer = Writer(self.db_url)
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.outbox: queue.Queue[Batch | None] = queue.Queue(WRITE_QUEUE_BATCHES)
+        self.connection = 0  # bumped at every (re)connect: acks of older ones are stale
+        self.stopping = threading.Event()
+        self.client = self._client()
+        self._stats_conn = None
+
+    # -- network thread --------------------------------------------------
+    def _client(self) -> Client:
+        client = mqtt.make_client(self.settings.broker_url("ingest"),
+                                  client_id=f"agri-ingest-{self.worker}", manual_ack=True)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.on_disconnect = self._on_disconnect
+        return client
+
+    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        if reason.is_failure:
+            logger.error("broker refused the connection: %s", reason)
+            return
+        self.connection += 1
+        logger.info("connected to the broker (session present: %s)", flags.session_present)
+        client.subscribe([(shared(f), 1) for f in INGEST_FILTERS] +
+                         [(t, 0) for t in SYS_TOPICS])
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
+        if not self.stopping.is_set():
+            logger.warning("disconnected from the broker (%s); reconnecting", reason)
+
+    def _on_message(self, client, userdata, msg: MQTTMessage) -> None:
+        gauge = SYS_TOPICS.get(msg.topic)
+        if gauge is not None:
+            try:
+                self.stats.set(**{gauge: float(msg.payload)})
+            except ValueError:
+                pass
+            return
+        if self.stopping.is_set():
+            return  # not acknowledged: the broker keeps it for the next session
+        self.inbox.put((msg.topic, msg.payload, msg.mid, msg.qos, self.connection, time.time()))
+
+    # -- decoder thread --------------------------------------------------
+    def _decode_loop(self) -> None:
+        max_readings = self.settings.ingest_batch_readings
+        max_wait = self.settings.ingest_batch_seconds
+        batch, deadline = Batch(), 0.0
+        while True:
+            try:
+                item = self.inbox.get(timeout=POLL_S)
+            except queue.Empty:
+                item = None
+            if item is not None:
+                topic, payload, mid, qos, conn_no, received = item
+                if not batch.messages:
+                    batch.first_received = received
+                    deadline = time.monotonic() + max_wait
+                self.pipeline.handle(topic, payload, received, batch)
+                batch.acks.append((mid, qos, conn_no))
+            full = len(batch.rows) >= max_readings or batch.messages >= max_readings
+            if batch.messages and (full or time.monotonic() >= deadline):
+                self.outbox.put(batch)
+                batch = Batch()
+            elif item is None and self.stopping.is_set():
+                self.outbox.put(None)
+                return
+
+    # -- writer (caller's thread) ------------------------------------------
+    def _commit(self, batch: Batch) -> None:
+        written = self.writer.write(batch)
+        committed = time.time()
+        current = self.connection
+        for mid, qos, conn_no in batch.acks:
+            if qos and conn_no == current:
+                self.client.ack(mid, qos)
+        if batch.rows:
+            ages = committed - np.fromiter((r[2] for r in batch.rows), float, len(batch.rows))
+            self.age_counts += np.bincount(np.searchsorted(AGE_BUCKETS, ages),
+                                           minlength=len(AGE_BUCKETS))[:len(AGE_BUCKETS)]
+        self.stats.add(messages_received=batch.messages, readings_stored=written.stored,
+                       readings_duplicate=written.duplicate, rejects=written.rejected,
+                       batches_committed=1, events_stored=len(batch.events) + len(batch.flights))
+        self.stats.set(lag_seconds=committed - batch.first_received,
+                       queue_depth=self.inbox.qsize())
+        self.stats.values["age_histogram"] = self.age_counts.tolist()  # type: ignore[assignment]
+        if written.rejected:
+            logger.info("batch: %d stored, %d duplicate, %d rejected", written.stored,
+                        written.duplicate, written.rejected)
+        self.stats.maybe_save(self._stats_connection)
+
+    def _stats_connection(self):
+        if self._stats_conn is None or self._stats_conn.closed:
+            self._stats_conn = connect(self.db_url)
+        return self._stats_conn
+
+    def run(self) -> None:
+        """Consume until ``stop()``; then commit what was received and disconnect."""
+        mqtt.connect(self.client, clean_start=False, blocking=False,
+                     properties=mqtt.connect_properties(
+                         session_expiry_s=self.settings.ingest_session_expiry_s,
+                         receive_maximum=self.settings.ingest_receive_maximum))
+        self.client.loop_start()
+        decoder = threading.Thread(target=self._decode_loop, name="ingest-decode", daemon=True)
+        decoder.start()
+        logger.info("ingest worker %s running", self.worker)
+        try:
+            while True:
+                batch = self.outbox.get()
+                if batch is None:
+                    break
+                self._commit(batch)
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+            self.writer.close()
+            if self._stats_conn is not None:
+                self._stats_conn.close()
+            logger.info("ingest worker %s stopped: %s", self.worker, self.stats.snapshot())
+
+    def stop(self) -> None:
+        """Stop taking messages; what was received is committed and acknowledged."""
+        self.stopping.set()

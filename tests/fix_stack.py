@@ -1,0 +1,151 @@
+"""Session fixtures: a real PostgreSQL+TimescaleDB cluster and a real
+Mosquitto, started as processes under a temporary AGRI_HOME exactly as
+`agri up` starts them; ingest workers as real `agri ingest` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from agri import mqtt
+from agri.deploy.stack import EmbeddedStack, reload_running_broker
+from agri.devices import registry
+
+DEADLINE_S = 60.0
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float = DEADLINE_S,
+             what: str = "condition") -> object:
+    """Poll ``predicate`` until truthy; fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Platform:
+    stack: EmbeddedStack
+    home: Path
+
+    @property
+    def db_url(self) -> str:
+        return self.stack.database_url
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AGRI_")}
+        env["AGRI_HOME"] = str(self.home)
+        env.update(extra)
+        return env
+
+    def sql(self, query: str, params: tuple | dict = ()) -> list[tuple]:
+        with psycopg.connect(self.db_url) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def add_device(self, device_id: str, profile: str = "paddy-water", **kw) -> str:
+        with psycopg.connect(self.db_url) as conn:
+            password = registry.add_device(conn, device_id=device_id, profile_name=profile, **kw)
+        reload_running_broker(self.home, self.db_url)
+        return password
+
+    def device_url(self, device_id: str, password: str) -> str:
+        return f"mqtt://{device_id}:{password}@127.0.0.1:{self.stack.state.mqtt_port}"
+
+    def simulator_url(self) -> str:
+        return self.stack.mqtt_url("agri-simulator")
+
+    def cli(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "agri.cli", *args], env=self.env(**env),
+                              capture_output=True, text=True, check=check, timeout=120)
+
+    def start_ingest(self, worker: str = "1", **env: str) -> subprocess.Popen:
+        log = open(self.home / f"ingest-{worker}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "ingest", "--worker", worker],
+                                env=self.env(**env), stdout=log, stderr=log)
+        log.close()
+        wait_for(lambda: _connected(self.home / f"ingest-{worker}.log") or proc.poll() is not None,
+                 what=f"ingest worker {worker} to connect")
+        assert proc.poll() is None, (self.home / f"ingest-{worker}.log").read_text()
+        return proc
+
+    def stop_ingest(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+
+
+def _connected(log: Path) -> bool:
+    return log.exists() and "connected to the broker" in log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory) -> Iterator[Platform]:
+    base = tmp_path_factory.mktemp("agri")
+    base.chmod(0o755)
+    for parent in base.parents:  # the servers run as an unprivileged user
+        if str(parent).startswith("/tmp/"):
+            parent.chmod(parent.stat().st_mode | 0o755)
+    stack = EmbeddedStack(base / "home")
+    stack.start()
+    try:
+        yield Platform(stack, stack.home)
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def ingest(platform) -> Iterator[subprocess.Popen]:
+    proc = platform.start_ingest()
+    try:
+        yield proc
+    finally:
+        platform.stop_ingest(proc)
+
+
+def publisher(url: str, client_id: str = "") -> object:
+    client = mqtt.make_client(url, client_id=client_id)
+    mqtt.connect(client)
+    client.loop_start()
+    return client
+
+
+@pytest.fixture(scope="session")
+def api(platform) -> Iterator[str]:
+    """A real `agri api` process; yields its base URL."""
+    import httpx
+
+    from agri.deploy.servers import free_port
+
+    port = free_port()
+    log = open(platform.home / "api.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "api", "--port", str(port)],
+                            env=platform.env(), stdout=log, stderr=log)
+    log.close()
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(base + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return proc.poll() is not None
+
+    wait_for(up, what="the API to answer /healthz")
+    assert proc.poll() is None, (platform.home / "api.log").read_text()
+    try:
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
