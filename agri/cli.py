@@ -48,7 +48,7 @@ def cmd_ingest(args, settings) -> int:
     service = IngestService(settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop())
-    service.run()
+    service.run(retire_after_idle_s=args.retire_after_idle if args.retire else None)
     return 0
 
 
@@ -151,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="run one ingest worker")
     p.add_argument("--worker", help="stable worker id (MQTT client agri-ingest-ID)")
+    p.add_argument("--retire", action="store_true",
+                   help="drain this worker's session, then end it at the broker for good")
+    p.add_argument("--retire-after-idle", type=float, default=5.0, metavar="S",
+                   help="with --retire: stop after S seconds with no message (default 5)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("api", help="run the API server")

@@ -42,6 +42,19 @@ def _number(value: Any) -> bool:
     return type(value) is float or type(value) is int
 
 
+def _finite_float(value: Any) -> float | None:
+    """The value as a finite float, or None (NaN, infinities, and integers too
+    large for a float, which lenient JSON readers return)."""
+    if type(value) is float:
+        return value if math.isfinite(value) else None
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            return None
+    return None
+
+
 def loads_json(payload: bytes) -> Any:
     """Strict JSON; NaN and Infinity, which strict JSON lacks, are read so that
     only the records holding them are rejected."""
@@ -89,9 +102,11 @@ def resolve_senml(pack: Any, *, now: float) -> tuple[list[Record], list[RecordEr
             if any(k.endswith("_") for k in unknown):
                 errors.append((i, f"unsupported must-understand field(s) {unknown}", rec))
                 continue
+        if "bver" in rec and (type(rec["bver"]) is not int or rec["bver"] > SENML_VERSION):
+            # One version for the whole pack (RFC 8428 section 4.4).
+            raise DecodeError(f"unsupported SenML version {rec['bver']!r} (at most "
+                              f"{SENML_VERSION} is understood)")
         try:
-            if "bver" in rec and (type(rec["bver"]) is not int or rec["bver"] > SENML_VERSION):
-                raise DecodeError(f"unsupported SenML version {rec['bver']!r}")
             if "bn" in rec:
                 bn = _text(rec["bn"], "bn")
             if "bt" in rec:
@@ -109,19 +124,21 @@ def resolve_senml(pack: Any, *, now: float) -> tuple[list[Record], list[RecordEr
             if not _number(v):
                 errors.append((i, f"v must be a number, got {type(v).__name__}", rec))
                 continue
-            value = bv + v
+            fv = _finite_float(v)
+            value = bv + fv if fv is not None else math.nan
             if not math.isfinite(value):
-                errors.append((i, "value is NaN or infinite", rec))
+                errors.append((i, "value is NaN, infinite or too large", rec))
                 continue
         elif "vb" in rec:
             value = rec["vb"]
             if type(value) is not bool:
                 errors.append((i, "vb must be true or false", rec))
                 continue
-        elif "vs" in rec:
-            value = rec["vs"]
-        elif "vd" in rec:
-            value = str(rec["vd"])
+        elif "vs" in rec or "vd" in rec:
+            value = rec.get("vs", rec.get("vd"))
+            if type(value) is not str:
+                errors.append((i, "vs and vd must be strings", rec))
+                continue
         elif "s" in rec:
             errors.append((i, "SenML sums (s) are not stored; send the value as v", rec))
             continue
@@ -132,8 +149,8 @@ def resolve_senml(pack: Any, *, now: float) -> tuple[list[Record], list[RecordEr
             errors.append((i, "n must be a string", rec))
             continue
         name = name if bn and bn[-1] in ":/" else bn + name
-        t = rec.get("t", 0)
-        if not _number(t) or not math.isfinite(t):
+        t = _finite_float(rec.get("t", 0))
+        if t is None:
             errors.append((i, "t must be a finite number", rec))
             continue
         t = bt + t
@@ -151,9 +168,10 @@ def _text(value: Any, label: str) -> str:
 
 
 def _finite(value: Any, label: str) -> float:
-    if not _number(value) or not math.isfinite(value):
+    number = _finite_float(value)
+    if number is None:
         raise ValueError(f"{label} must be a finite number")
-    return float(value)
+    return number
 
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -178,11 +196,14 @@ def _object_records(obj: Any, *, t: float, where: str) -> tuple[list[Record], li
     records: list[Record] = []
     errors: list[RecordError] = []
     for i, (name, value) in enumerate(obj.items()):
-        if _number(value) or type(value) is bool:
-            if type(value) is not bool and not math.isfinite(value):
-                errors.append((i, "value is NaN or infinite", {name: value}))
+        if type(value) is bool:
+            records.append((name, None, value, t))
+        elif _number(value):
+            number = _finite_float(value)
+            if number is None:
+                errors.append((i, "value is NaN, infinite or too large", {name: value}))
             else:
-                records.append((name, None, value, t))
+                records.append((name, None, number, t))
         else:
             errors.append((i, f"{name!r}: value must be a number or boolean", {name: value}))
     return records, errors

@@ -65,6 +65,10 @@ class Pipeline:
                 batch.flights.append(_flight(device.id, payload, received))
         except codecs.DecodeError as exc:
             _reject(batch, received, topic, device_id, str(exc), payload)
+        except Exception as exc:  # noqa: BLE001 - nothing from a device may stop ingest
+            logger.exception("unexpected error decoding a message on %s", topic)
+            _reject(batch, received, topic, device_id,
+                    f"could not be decoded ({type(exc).__name__}: {exc})", payload)
 
 
 def _decode(route: Route, payload: bytes, received: float):

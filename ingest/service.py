@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 from paho.mqtt.client import Client, MQTTMessage
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from agri import mqtt
 from agri.db import connect
@@ -147,16 +149,27 @@ class IngestService:
             self._stats_conn = connect(self.db_url)
         return self._stats_conn
 
-    def run(self) -> None:
-        """Consume until ``stop()``; then commit what was received and disconnect."""
+    def run(self, *, retire_after_idle_s: float | None = None) -> None:
+        """Consume until ``stop()``; then commit what was received and disconnect.
+
+        With ``retire_after_idle_s``, drain the worker's session instead: stop
+        once nothing arrived for that long, and end the session at the broker
+        so that the shared subscription no longer holds messages for it.
+        """
         mqtt.connect(self.client, clean_start=False, blocking=False,
                      properties=mqtt.connect_properties(
                          session_expiry_s=self.settings.ingest_session_expiry_s,
                          receive_maximum=self.settings.ingest_receive_maximum))
+        self.stats.resume(self._stats_connection())
+        if "age_histogram" in self.stats.values:
+            self.age_counts[:] = self.stats.values["age_histogram"]
         self.client.loop_start()
         decoder = threading.Thread(target=self._decode_loop, name="ingest-decode", daemon=True)
         decoder.start()
         logger.info("ingest worker %s running", self.worker)
+        if retire_after_idle_s is not None:
+            threading.Thread(target=self._stop_when_idle, args=(retire_after_idle_s,),
+                             daemon=True).start()
         try:
             while True:
                 batch = self.outbox.get()
@@ -164,12 +177,28 @@ class IngestService:
                     break
                 self._commit(batch)
         finally:
-            self.client.disconnect()
+            props = None
+            if retire_after_idle_s is not None:
+                props = Properties(PacketTypes.DISCONNECT)
+                props.SessionExpiryInterval = 0
+                logger.info("worker %s retired: its session ends now", self.worker)
+            self.client.disconnect(properties=props)
             self.client.loop_stop()
+            self.stats.maybe_save(self._stats_connection, force=True)
             self.writer.close()
             if self._stats_conn is not None:
                 self._stats_conn.close()
             logger.info("ingest worker %s stopped: %s", self.worker, self.stats.snapshot())
+
+    def _stop_when_idle(self, idle_s: float) -> None:
+        seen, quiet_since = -1, time.monotonic()
+        while not self.stopping.is_set():
+            time.sleep(0.1)
+            received = self.stats.values["messages_received"] + self.inbox.qsize()
+            if received != seen or self.connection == 0:
+                seen, quiet_since = received, time.monotonic()
+            elif time.monotonic() - quiet_since >= idle_s:
+                self.stop()
 
     def stop(self) -> None:
         """Stop taking messages; what was received is committed and acknowledged."""

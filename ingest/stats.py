@@ -28,6 +28,18 @@ class Stats:
         self._saved_at = 0.0
         self._logged_at = time.monotonic()
 
+    def resume(self, conn: psycopg.Connection) -> None:
+        """Continue the counters a previous run of this worker saved."""
+        row = conn.execute("SELECT counters FROM ingest_stats WHERE worker = %s",
+                           (self.worker,)).fetchone()
+        conn.commit()
+        if row:
+            with self._lock:
+                for key in COUNTERS:
+                    self.values[key] = float(row[0].get(key, 0))
+                if row[0].get("age_histogram"):
+                    self.values["age_histogram"] = row[0]["age_histogram"]
+
     def add(self, **counts: float) -> None:
         with self._lock:
             for key, n in counts.items():
@@ -41,12 +53,12 @@ class Stats:
         with self._lock:
             return dict(self.values)
 
-    def maybe_save(self, conn_factory) -> None:
+    def maybe_save(self, conn_factory, *, force: bool = False) -> None:
         now = time.monotonic()
         if now - self._logged_at >= LOG_EVERY_S:
             self._logged_at = now
             logger.info("ingest %s: %s", self.worker, self.snapshot())
-        if now - self._saved_at < SAVE_EVERY_S:
+        if now - self._saved_at < SAVE_EVERY_S and not force:
             return
         self._saved_at = now
         try:

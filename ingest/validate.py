@@ -58,7 +58,8 @@ def validate(records: list[Record], *, device_id: str, profile: Profile,
                 accepted = ", ".join([metric.unit, *metric.convert])
                 reason = f"unit {unit!r} not accepted for {name}; send {accepted}"
             else:
-                value = value * factor
+                # Divide by 100 rather than multiply by 0.01: correctly rounded.
+                value = value * factor if factor >= 1 else value / round(1 / factor)
                 if not metric.low <= value <= metric.high:
                     reason = (f"{name} = {value:g} {metric.unit} is outside the physical range "
                               f"{metric.low:g}..{metric.high:g} {metric.unit}")

@@ -5,9 +5,11 @@ Mosquitto, started as processes under a temporary AGRI_HOME exactly as
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -79,12 +81,20 @@ class Platform:
         wait_for(lambda: _connected(self.home / f"ingest-{worker}.log") or proc.poll() is not None,
                  what=f"ingest worker {worker} to connect")
         assert proc.poll() is None, (self.home / f"ingest-{worker}.log").read_text()
+        proc.worker = worker  # type: ignore[attr-defined]
         return proc
 
-    def stop_ingest(self, proc: subprocess.Popen) -> None:
+    def stop_ingest(self, proc: subprocess.Popen, *, retire: bool = True) -> None:
+        """Stop a worker; unless told otherwise also retire it (drain and end its
+        session), so that the shared subscription holds nothing for it later."""
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
+        if retire:
+            self.retire_ingest(proc.worker)  # type: ignore[attr-defined]
+
+    def retire_ingest(self, worker: str, idle_s: float = 1.0) -> None:
+        self.cli("ingest", "--worker", worker, "--retire", "--retire-after-idle", str(idle_s))
 
 
 def _connected(log: Path) -> bool:
@@ -92,18 +102,18 @@ def _connected(log: Path) -> bool:
 
 
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory) -> Iterator[Platform]:
-    base = tmp_path_factory.mktemp("agri")
+def platform() -> Iterator[Platform]:
+    # A folder of its own (not pytest's rotating tmp folders, which other
+    # pytest runs may clean up), reachable by the servers' unprivileged user.
+    base = Path(tempfile.mkdtemp(prefix="agri-test-"))
     base.chmod(0o755)
-    for parent in base.parents:  # the servers run as an unprivileged user
-        if str(parent).startswith("/tmp/"):
-            parent.chmod(parent.stat().st_mode | 0o755)
     stack = EmbeddedStack(base / "home")
     stack.start()
     try:
         yield Platform(stack, stack.home)
     finally:
         stack.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
