@@ -6,8 +6,8 @@ from datetime import date
 
 import orjson
 import psycopg
-from pyproj import Transformer
 import shapely
+from pyproj import Transformer
 from shapely.geometry import shape
 
 # JGD2011 / Japan Plane Rectangular CS X: the zone for Aomori (metres).

@@ -42,7 +42,8 @@ class Stream:
             i = k % len(self.ids)
             base = self.t0 + (k // len(self.ids)) * 60
             pack = [{"bt": base, "n": "water_temp", "v": 20.0, "t": 0}] + [
-                {"n": "water_temp", "v": 20.0 + j / 10, "t": j} for j in range(1, READINGS_PER_PACK)]
+                {"n": "water_temp", "v": 20.0 + j / 10, "t": j}
+                for j in range(1, READINGS_PER_PACK)]
             pending.append(self.clients[i].publish(senml_topic(self.ids[i]), orjson.dumps(pack),
                                                    qos=1))
             self.sent += 1
