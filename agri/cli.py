@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["single", "pack", "both"], default="both")
     p.add_argument("--readings", type=int, default=600_000, help="readings per mode")
     p.add_argument("--workers", type=int, default=2, help="ingest workers")
-    p.add_argument("--publishers", type=int, default=2, help="publisher processes")
+    p.add_argument("--publishers", type=int, default=4,
+                   help="publishing devices (one mosquitto_pub process each)")
     p.set_defaults(func=cmd_bench)
 
     try:

@@ -37,6 +37,8 @@ SYS_TOPICS = {
 }
 WRITE_QUEUE_BATCHES = 2  # batches decoded ahead of the one being written
 POLL_S = 0.05
+IDLE_SAVE_S = 1.0
+DISCONNECT_WAIT_S = 5.0  # with nothing to write, counters are still saved this often
 # Age of a reading when its batch commits (commit time - measurement time):
 # histogram bucket upper bounds, seconds.
 AGE_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
@@ -59,6 +61,8 @@ class IngestService:
         self.outbox: queue.Queue[Batch | None] = queue.Queue(WRITE_QUEUE_BATCHES)
         self.connection = 0  # bumped at every (re)connect: acks of older ones are stale
         self.stopping = threading.Event()
+        self.disconnected = threading.Event()
+        self.retiring = False
         self.client = self._client()
         self._stats_conn = None
 
@@ -69,7 +73,15 @@ class IngestService:
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         return client
+
+    def _on_subscribe(self, client, userdata, mid, reasons, properties) -> None:
+        failed = [r for r in reasons if r.is_failure]
+        if failed:
+            logger.error("broker refused subscriptions: %s", failed)
+        else:
+            logger.info("subscribed (%d filters)", len(reasons))
 
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
         if reason.is_failure:
@@ -77,11 +89,18 @@ class IngestService:
             return
         self.connection += 1
         logger.info("connected to the broker (session present: %s)", flags.session_present)
+        if self.retiring:
+            # Leave the shared groups first, so nothing new is assigned to this
+            # session; what it already holds is delivered and drained.
+            client.unsubscribe([shared(f) for f in INGEST_FILTERS])
+            return
         client.subscribe([(shared(f), 1) for f in INGEST_FILTERS] +
                          [(t, 0) for t in SYS_TOPICS])
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
-        if not self.stopping.is_set():
+        if self.stopping.is_set():
+            self.disconnected.set()
+        else:
             logger.warning("disconnected from the broker (%s); reconnecting", reason)
 
     def _on_message(self, client, userdata, msg: MQTTMessage) -> None:
@@ -156,6 +175,7 @@ class IngestService:
         once nothing arrived for that long, and end the session at the broker
         so that the shared subscription no longer holds messages for it.
         """
+        self.retiring = retire_after_idle_s is not None
         mqtt.connect(self.client, clean_start=False, blocking=False,
                      properties=mqtt.connect_properties(
                          session_expiry_s=self.settings.ingest_session_expiry_s,
@@ -172,7 +192,12 @@ class IngestService:
                              daemon=True).start()
         try:
             while True:
-                batch = self.outbox.get()
+                try:
+                    batch = self.outbox.get(timeout=IDLE_SAVE_S)
+                except queue.Empty:
+                    self.stats.set(queue_depth=self.inbox.qsize())
+                    self.stats.maybe_save(self._stats_connection)
+                    continue
                 if batch is None:
                     break
                 self._commit(batch)
@@ -182,7 +207,12 @@ class IngestService:
                 props = Properties(PacketTypes.DISCONNECT)
                 props.SessionExpiryInterval = 0
                 logger.info("worker %s retired: its session ends now", self.worker)
+            self.stopping.set()
             self.client.disconnect(properties=props)
+            # The acknowledgements and the DISCONNECT must reach the broker
+            # before the network thread ends.
+            if not self.disconnected.wait(DISCONNECT_WAIT_S):
+                logger.warning("no clean disconnect from the broker")
             self.client.loop_stop()
             self.stats.maybe_save(self._stats_connection, force=True)
             self.writer.close()

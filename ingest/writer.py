@@ -7,45 +7,43 @@ rejects, device events and drone records beside them.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 from agri.devices.topics import events_topic, flights_topic
 from agri.ingest.batch import Batch
 
 logger = logging.getLogger(__name__)
 
+TIMESTAMPTZ_OID = 1184
+PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in microseconds since 1970
+_INT64 = struct.Struct("!q").pack
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 5.0
 
 STAGE_DDL = """CREATE TEMP TABLE IF NOT EXISTS readings_stage (
-    device_id text, metric text, t float8, value float8, received float8
+    device_id text COLLATE "C", metric text COLLATE "C", time timestamptz, value float8,
+    received_at timestamptz
 ) ON COMMIT DELETE ROWS"""
 
-COPY_STAGE = ("COPY readings_stage (device_id, metric, t, value, received) "
-              "FROM STDIN (FORMAT BINARY)")
-STAGE_TYPES = ["text", "text", "float8", "float8", "float8"]
+COLUMNS = "device_id, metric, time, value, received_at"
+COPY_DIRECT = f"COPY readings ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
+COPY_STAGE = f"COPY readings_stage ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
+ROW_TYPES = ["text", "text", "timestamptz", "float8", "timestamptz"]
 
-MERGE = """INSERT INTO readings (device_id, metric, time, value, received_at)
-SELECT device_id, metric, to_timestamp(t), value, to_timestamp(received) FROM readings_stage
-ON CONFLICT DO NOTHING"""
-
-# Rollups get only the rows this statement inserted, so they stay exact
-# whatever is redelivered. Keys are sorted so that concurrent workers lock
-# rollup rows in the same order.
-MERGE_WITH_ROLLUPS = """WITH ins AS (
-    INSERT INTO readings (device_id, metric, time, value, received_at)
-    SELECT device_id, metric, to_timestamp(t), value, to_timestamp(received) FROM readings_stage
-    ON CONFLICT DO NOTHING
-    RETURNING device_id, metric, time, value
-), hourly AS (
+# Sorted keys: concurrent workers lock rollup rows in the same order.
+_ROLLUP_FROM = """
+hourly AS (
     INSERT INTO readings_hourly AS h (device_id, metric, bucket, min, max, sum, count)
     SELECT device_id, metric, date_trunc('hour', time), min(value), max(value), sum(value),
            count(*)
-    FROM ins GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    FROM {src} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (device_id, metric, bucket) DO UPDATE SET
         min = least(h.min, excluded.min), max = greatest(h.max, excluded.max),
         sum = h.sum + excluded.sum, count = h.count + excluded.count
@@ -53,12 +51,48 @@ MERGE_WITH_ROLLUPS = """WITH ins AS (
     INSERT INTO readings_daily AS d (device_id, metric, day, min, max, sum, count)
     SELECT device_id, metric, (time AT TIME ZONE 'Asia/Tokyo')::date, min(value), max(value),
            sum(value), count(*)
-    FROM ins GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    FROM {src} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (device_id, metric, day) DO UPDATE SET
         min = least(d.min, excluded.min), max = greatest(d.max, excluded.max),
         sum = d.sum + excluded.sum, count = d.count + excluded.count
-)
+)"""
+
+# Slow path, when a batch holds readings stored before (redelivery): only the
+# rows actually inserted reach the rollups, so they stay exact.
+MERGE = f"""INSERT INTO readings ({COLUMNS}) SELECT {COLUMNS} FROM readings_stage
+ON CONFLICT DO NOTHING"""
+MERGE_WITH_ROLLUPS = f"""WITH ins AS (
+    INSERT INTO readings ({COLUMNS}) SELECT {COLUMNS} FROM readings_stage
+    ON CONFLICT DO NOTHING
+    RETURNING device_id, metric, time, value
+),{_ROLLUP_FROM.format(src="ins")}
 SELECT count(*) FROM ins"""
+# Fast path, after the whole batch went in by COPY: every row counts, and the
+# batch's rollups are summed here in Python and upserted in two statements.
+ROLLUP_STAGE_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS hourly_stage (
+    device_id text COLLATE "C", metric text COLLATE "C", bucket timestamptz,
+    min float8, max float8, sum float8, count int8) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS daily_stage (
+    device_id text COLLATE "C", metric text COLLATE "C", day int4,
+    min float8, max float8, sum float8, count int8) ON COMMIT DELETE ROWS"""
+COPY_HOURLY = "COPY hourly_stage FROM STDIN (FORMAT BINARY)"
+COPY_DAILY = "COPY daily_stage FROM STDIN (FORMAT BINARY)"
+HOURLY_TYPES = ["text", "text", "timestamptz", "float8", "float8", "float8", "int8"]
+DAILY_TYPES = ["text", "text", "int4", "float8", "float8", "float8", "int8"]
+UPSERT_ROLLUPS = """
+INSERT INTO readings_hourly AS h (device_id, metric, bucket, min, max, sum, count)
+SELECT * FROM hourly_stage ORDER BY 1, 2, 3
+ON CONFLICT (device_id, metric, bucket) DO UPDATE SET
+    min = least(h.min, excluded.min), max = greatest(h.max, excluded.max),
+    sum = h.sum + excluded.sum, count = h.count + excluded.count;
+INSERT INTO readings_daily AS d (device_id, metric, day, min, max, sum, count)
+SELECT device_id, metric, date '1970-01-01' + day, min, max, sum, count
+FROM daily_stage ORDER BY 1, 2, 3
+ON CONFLICT (device_id, metric, day) DO UPDATE SET
+    min = least(d.min, excluded.min), max = greatest(d.max, excluded.max),
+    sum = d.sum + excluded.sum, count = d.count + excluded.count"""
+TOKYO_OFFSET_S = 9 * 3600  # Asia/Tokyo has no daylight saving time
 
 INSERT_REJECT = """INSERT INTO rejects
     (received_at, topic, device_id, reason, record_index, payload)
@@ -85,17 +119,19 @@ class Writer:
     def __init__(self, url: str) -> None:
         self.url = url
         self._conn: psycopg.Connection | None = None
-        self._merge = MERGE
+        self._rollups = False
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             from agri.db import connect
 
             conn = connect(self.url)
+            conn.adapters.register_dumper(EpochSeconds, EpochSecondsDumper)
             conn.execute(STAGE_DDL)
+            conn.execute(ROLLUP_STAGE_DDL)
             row = conn.execute("SELECT enabled FROM platform_features "
                                "WHERE name = 'maintained_rollups'").fetchone()
-            self._merge = MERGE_WITH_ROLLUPS if row and row[0] else MERGE
+            self._rollups = bool(row and row[0])
             conn.commit()
             self._conn = conn
         return self._conn
@@ -126,15 +162,7 @@ class Writer:
         conn = self._connection()
         try:
             with conn.cursor() as cur:
-                stored = 0
-                if batch.rows:
-                    with cur.copy(COPY_STAGE) as copy:
-                        copy.set_types(STAGE_TYPES)
-                        for row in batch.rows:
-                            copy.write_row(row)
-                    cur.execute(self._merge)
-                    stored = cur.fetchone()[0] if self._merge is MERGE_WITH_ROLLUPS \
-                        else cur.rowcount
+                stored = self._write_rows(conn, cur, batch.rows) if batch.rows else 0
                 rejects = list(batch.rejects)
                 if salvage:
                     rejects += _one_by_one(conn, INSERT_EVENT, batch.events, events_topic)
@@ -156,10 +184,84 @@ class Writer:
             raise
         return Written(stored, len(batch.rows) - stored, len(rejects))
 
+    def _write_rows(self, conn: psycopg.Connection, cur: psycopg.Cursor, rows: list) -> int:
+        """Store readings; returns how many were new. Fast path: one COPY straight
+        into the hypertable. A batch holding a reading stored before (a
+        redelivery) fails that COPY on the unique key and takes the merge."""
+        try:
+            with conn.transaction():  # a savepoint: a duplicate undoes only this
+                copy_rows(cur, COPY_DIRECT, rows)
+        except psycopg.errors.UniqueViolation:
+            copy_rows(cur, COPY_STAGE, rows)
+            if not self._rollups:
+                cur.execute(MERGE)
+                return cur.rowcount
+            cur.execute(MERGE_WITH_ROLLUPS)
+            return cur.fetchone()[0]
+        if self._rollups:
+            hourly, daily = rollups(rows)
+            copy_rows(cur, COPY_HOURLY, hourly, HOURLY_TYPES)
+            copy_rows(cur, COPY_DAILY, daily, DAILY_TYPES)
+            cur.execute(UPSERT_ROLLUPS)
+        return len(rows)
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+class EpochSeconds(float):
+    """Marker type: seconds since 1970, written as a timestamptz."""
+
+
+class EpochSecondsDumper(Dumper):
+    """Binary timestamptz from float seconds since 1970, without building a
+    datetime per reading (PostgreSQL's timestamptz: microseconds since 2000)."""
+
+    format = Format.BINARY
+    oid = TIMESTAMPTZ_OID
+
+    def dump(self, obj: float) -> bytes:
+        return _INT64(round(obj * 1_000_000) - PG_EPOCH_US)
+
+
+def rollups(rows: list) -> tuple[list[tuple], list[tuple]]:
+    """Hourly and daily (Asia/Tokyo) min, max, sum and count of readings rows."""
+    hours: dict[tuple, list] = {}
+    for device_id, metric, t, value, _ in rows:
+        key = (device_id, metric, t // 3600)
+        agg = hours.get(key)
+        if agg is None:
+            hours[key] = [value, value, value, 1]
+        else:
+            if value < agg[0]:
+                agg[0] = value
+            elif value > agg[1]:
+                agg[1] = value
+            agg[2] += value
+            agg[3] += 1
+    days: dict[tuple, list] = {}
+    for (device_id, metric, hour), (lo, hi, total, n) in hours.items():
+        key = (device_id, metric, int((hour * 3600 + TOKYO_OFFSET_S) // 86400))
+        agg = days.get(key)
+        if agg is None:
+            days[key] = [lo, hi, total, n]
+        else:
+            agg[0] = min(agg[0], lo)
+            agg[1] = max(agg[1], hi)
+            agg[2] += total
+            agg[3] += n
+    return ([(d, m, h * 3600.0, *a) for (d, m, h), a in hours.items()],
+            [(d, m, day, *a) for (d, m, day), a in days.items()])
+
+
+def copy_rows(cur: psycopg.Cursor, statement: str, rows: list,
+              types: list[str] = ROW_TYPES) -> None:
+    with cur.copy(statement) as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
 
 
 def _one_by_one(conn: psycopg.Connection, statement: str, rows: list[tuple],

@@ -74,12 +74,14 @@ class Platform:
                               capture_output=True, text=True, check=check, timeout=120)
 
     def start_ingest(self, worker: str = "1", **env: str) -> subprocess.Popen:
-        log = open(self.home / f"ingest-{worker}.log", "ab")  # noqa: SIM115
+        path = self.home / f"ingest-{worker}.log"
+        offset = path.stat().st_size if path.exists() else 0
+        log = open(path, "ab")  # noqa: SIM115
         proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "ingest", "--worker", worker],
                                 env=self.env(**env), stdout=log, stderr=log)
         log.close()
-        wait_for(lambda: _connected(self.home / f"ingest-{worker}.log") or proc.poll() is not None,
-                 what=f"ingest worker {worker} to connect")
+        wait_for(lambda: _subscribed(path, offset) or proc.poll() is not None,
+                 what=f"ingest worker {worker} to subscribe")
         assert proc.poll() is None, (self.home / f"ingest-{worker}.log").read_text()
         proc.worker = worker  # type: ignore[attr-defined]
         return proc
@@ -97,8 +99,11 @@ class Platform:
         self.cli("ingest", "--worker", worker, "--retire", "--retire-after-idle", str(idle_s))
 
 
-def _connected(log: Path) -> bool:
-    return log.exists() and "connected to the broker" in log.read_text(errors="replace")
+def _subscribed(log: Path, offset: int) -> bool:
+    """The worker started after ``offset`` in its log has subscribed."""
+    with open(log, "rb") as f:
+        f.seek(offset)
+        return b"subscribed (" in f.read()
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +118,8 @@ def platform() -> Iterator[Platform]:
         yield Platform(stack, stack.home)
     finally:
         stack.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        if not os.environ.get("AGRI_TEST_KEEP"):
+            shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

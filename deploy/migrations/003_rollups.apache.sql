@@ -3,8 +3,8 @@
 -- inserted, in the same transaction, so the rollups stay exact under
 -- redelivery. Days are Asia/Tokyo calendar days.
 CREATE TABLE readings_hourly (
-    device_id text NOT NULL,
-    metric    text NOT NULL,
+    device_id text COLLATE "C" NOT NULL,
+    metric    text COLLATE "C" NOT NULL,
     bucket    timestamptz NOT NULL,
     min       double precision NOT NULL,
     max       double precision NOT NULL,
@@ -13,8 +13,8 @@ CREATE TABLE readings_hourly (
     PRIMARY KEY (device_id, metric, bucket)
 );
 CREATE TABLE readings_daily (
-    device_id text NOT NULL,
-    metric    text NOT NULL,
+    device_id text COLLATE "C" NOT NULL,
+    metric    text COLLATE "C" NOT NULL,
     day       date NOT NULL,                   -- Asia/Tokyo
     min       double precision NOT NULL,
     max       double precision NOT NULL,
