@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 RESTART_MIN_S = 1.0
 RESTART_MAX_S = 30.0
 CHILD_STOP_S = 20.0
+READY_TIMEOUT_S = 90.0
 
 
 @dataclass
@@ -88,6 +89,7 @@ def run_up(settings: Settings, *, simulate: bool, api_port: int | None) -> int:
     try:
         for child in children:
             child.start()
+        _wait_ready(port, children, stop)
         _announce(settings, stack, port, simulate)
         while not stop.wait(0.5):
             for child in children:
@@ -105,6 +107,26 @@ def run_up(settings: Settings, *, simulate: bool, api_port: int | None) -> int:
             stack.stop()
         print("stopped.", flush=True)
     return 0
+
+
+def _wait_ready(port: int, children: list[Child], stop: threading.Event) -> None:
+    """Until the API answers and an ingest worker has reported in."""
+    import httpx
+
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not stop.is_set() and time.monotonic() < deadline:
+        for child in children:
+            child.check()
+        try:
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+            if health.get("status") == "ok" and health.get("ingest_workers"):
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.2)
+    if not stop.is_set():
+        logger.warning("the platform is not ready after %.0f s; see the logs above",
+                       READY_TIMEOUT_S)
 
 
 def _announce(settings: Settings, stack: EmbeddedStack | None, port: int, simulate: bool) -> None:

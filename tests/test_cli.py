@@ -1,0 +1,65 @@
+"""The `agri` command as an operator uses it, against the test stack."""
+
+from __future__ import annotations
+
+import orjson
+
+from tests.test_ingest_e2e import FIELD
+
+
+def test_db_migrate_is_idempotent(platform):
+    assert "up to date" in platform.cli("db", "migrate").stdout
+    versions = platform.sql("SELECT version FROM schema_migrations ORDER BY version")
+    assert [v for (v,) in versions] == ["001", "002", "003"]
+
+
+def test_devices_add_list_show_revoke(platform):
+    out = orjson.loads(platform.cli("devices", "add", "--id", "cli-soil-1", "--profile", "soil",
+                                    "--json").stdout)
+    assert set(out) == {"device_id", "username", "password"}
+    stored = platform.sql("SELECT password_hash FROM devices WHERE id = 'cli-soil-1'")[0][0]
+    assert out["password"] not in stored and stored.startswith("$7$")
+    listed = orjson.loads(platform.cli("devices", "list", "--json").stdout)
+    assert any(d["device_id"] == "cli-soil-1" and d["profile"] == "soil" for d in listed)
+    shown = orjson.loads(platform.cli("devices", "show", "cli-soil-1").stdout)
+    assert shown["revoked_at"] is None
+    platform.cli("devices", "revoke", "cli-soil-1")
+    assert orjson.loads(platform.cli("devices", "show", "cli-soil-1").stdout)["revoked_at"]
+    again = platform.cli("devices", "add", "--id", "cli-soil-1", "--profile", "soil",
+                         check=False)
+    assert again.returncode == 2 and "already registered" in again.stderr
+
+
+def test_unknown_profile_and_device_are_clear_errors(platform):
+    bad = platform.cli("devices", "add", "--id", "cli-x", "--profile", "radar", check=False)
+    assert bad.returncode == 2 and "paddy-water" in bad.stderr
+    missing = platform.cli("devices", "show", "nobody-here", check=False)
+    assert missing.returncode == 1 and "no device" in missing.stderr
+
+
+def test_users_add_prints_the_token_once(platform):
+    out = orjson.loads(platform.cli("users", "add", "--name", "cli-officer", "--role", "officer",
+                                    "--region", "Hirosaki", "Kuroishi", "--json").stdout)
+    assert out["user"] == "cli-officer" and out["role"] == "officer" and len(out["token"]) > 30
+    row = platform.sql("SELECT regions, token_hash FROM users WHERE name = 'cli-officer'")[0]
+    assert row[0] == ["Hirosaki", "Kuroishi"] and out["token"].encode() not in bytes(row[1])
+    dup = platform.cli("users", "add", "--name", "cli-officer", "--role", "farmer", check=False)
+    assert dup.returncode == 2 and "exists" in dup.stderr
+
+
+def test_fields_import(platform, tmp_path):
+    data = orjson.loads(orjson.dumps(FIELD))
+    data["features"][0]["properties"].update(id="cli-field", owner="cli-farmer")
+    path = tmp_path / "fields.geojson"
+    path.write_bytes(orjson.dumps(data))
+    refused = platform.cli("fields", "import", str(path), check=False)
+    assert refused.returncode == 2 and "cli-farmer" in refused.stderr
+    done = platform.cli("fields", "import", str(path), "--create-owners")
+    assert "imported 1 fields" in done.stdout and "cli-farmer" in done.stdout
+    area = platform.sql("SELECT area_m2 FROM fields WHERE id = 'cli-field'")[0][0]
+    assert 2500 < area < 3800  # about 34 m x 100 m
+    data["features"][0]["geometry"]["coordinates"][0] = [
+        [40.6, 140.46], [40.6, 140.4604], [40.6009, 140.4604], [40.6, 140.46]]
+    path.write_bytes(orjson.dumps(data))
+    swapped = platform.cli("fields", "import", str(path), check=False)
+    assert swapped.returncode == 2 and "longitude, latitude" in swapped.stderr

@@ -1,0 +1,105 @@
+"""`agri up` as a user runs it: first start, a device publishing, Ctrl-C,
+and a second start that finds the same data."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from agri.deploy.servers import free_port
+from tests.fix_stack import publisher, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+class Up:
+    def __init__(self, home: Path, port: int) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AGRI_")}
+        env["AGRI_HOME"] = str(home)
+        self.env = env
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "up", "--api-port",
+                                      str(port)], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        wait_for(lambda: "Ctrl-C stops everything" in self.text or self.proc.poll() is not None,
+                 timeout=120, what="agri up to be ready")
+        assert self.proc.poll() is None, self.text
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run([sys.executable, "-m", "agri.cli", *args], env=self.env,
+                              capture_output=True, text=True, check=True, timeout=60).stdout
+
+    def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(60)
+        self.reader.join(10)
+        self.proc.stdout.close()
+        return code
+
+
+def test_up_runs_everything_and_keeps_data_across_restarts():
+    home = Path(tempfile.mkdtemp(prefix="agri-up-"))
+    home.chmod(0o755)
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    try:
+        up = Up(home / "state", port)
+        token = re.search(r"Bearer (\S+)", up.text).group(1)
+        mqtt_port = int(re.search(r"MQTT\s+127\.0\.0\.1:(\d+)", up.text).group(1))
+        assert f"http://127.0.0.1:{port}/" in up.text
+        assert httpx.get(f"{api}/healthz").json()["status"] == "ok"
+
+        # Another command on the same AGRI_HOME finds the servers by itself.
+        device = orjson.loads(up.cli("devices", "add", "--id", "up-paddy", "--profile",
+                                     "paddy-water", "--json"))
+        assert device["username"] == "up-paddy" and len(device["password"]) >= 16
+        client = publisher(f"mqtt://up-paddy:{device['password']}@127.0.0.1:{mqtt_port}")
+        client.publish("agri/v1/devices/up-paddy/senml",
+                       orjson.dumps([{"n": "water_temp", "u": "Cel", "v": 21.5}]),
+                       qos=1).wait_for_publish(10)
+        client.loop_stop()
+        client.disconnect()
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def points():
+            r = httpx.get(f"{api}/api/v1/devices/up-paddy/series",
+                          params={"metric": "water_temp"}, headers=headers)
+            return r.json()["points"] if r.status_code == 200 else None
+
+        assert wait_for(points, what="the reading through ingest")[0]["value"] == 21.5
+        pids = orjson.loads((home / "state" / "stack.json").read_bytes())["pids"]
+        assert up.interrupt() == 0
+        assert "stopped." in up.text
+        for pid in pids.values():  # the servers are gone, not orphaned
+            assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
+                f"/proc/{pid}/status").read_text().lower()
+
+        up = Up(home / "state", port)
+        assert re.search(r"Bearer (\S+)", up.text).group(1) == token
+        assert points()[0]["value"] == 21.5
+        assert httpx.get(f"{api}/api/v1/devices/up-paddy/series", params={
+            "metric": "water_temp"}).status_code == 401
+        assert up.interrupt() == 0
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
