@@ -14,6 +14,7 @@ import threading
 import time
 
 import numpy as np
+import psycopg
 from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -21,6 +22,7 @@ from paho.mqtt.properties import Properties
 from agri import mqtt
 from agri.db import connect
 from agri.devices.topics import INGEST_FILTERS, shared
+from agri.ingest import maintenance
 from agri.ingest.batch import Batch
 from agri.ingest.directory import Directory
 from agri.ingest.pipeline import Pipeline
@@ -65,6 +67,7 @@ class IngestService:
         self.retiring = False
         self.client = self._client()
         self._stats_conn = None
+        self._maintained_at = -maintenance.EVERY_S
 
     # -- network thread --------------------------------------------------
     def _client(self) -> Client:
@@ -163,6 +166,16 @@ class IngestService:
                         written.duplicate, written.rejected)
         self.stats.maybe_save(self._stats_connection)
 
+    def _maybe_maintain(self) -> None:
+        keep = self.settings.raw_retention_days
+        if keep is None or time.monotonic() - self._maintained_at < maintenance.EVERY_S:
+            return
+        self._maintained_at = time.monotonic()
+        try:
+            maintenance.drop_old_readings(self._stats_connection(), keep_days=keep)
+        except psycopg.Error as exc:
+            logger.warning("retention job failed: %s", exc)
+
     def _stats_connection(self):
         if self._stats_conn is None or self._stats_conn.closed:
             self._stats_conn = connect(self.db_url)
@@ -197,6 +210,7 @@ class IngestService:
                 except queue.Empty:
                     self.stats.set(queue_depth=self.inbox.qsize())
                     self.stats.maybe_save(self._stats_connection)
+                    self._maybe_maintain()
                     continue
                 if batch is None:
                     break
