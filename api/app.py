@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         pool = AsyncConnectionPool(settings.db_url(), min_size=1, max_size=POOL_MAX,
                                    timeout=POOL_TIMEOUT_S, open=False,
+                                   check=AsyncConnectionPool.check_connection,
                                    kwargs={"options": "-c timezone=UTC"})
         await pool.open()
         app.state.pool = pool

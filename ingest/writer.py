@@ -161,10 +161,13 @@ class Writer:
     def _write_once(self, batch: Batch, *, salvage: bool = False) -> Written:
         conn = self._connection()
         try:
-            with conn.cursor() as cur:
+            # One transaction for the whole batch; the inner transaction()
+            # blocks are savepoints inside it.
+            with conn.transaction(), conn.cursor() as cur:
                 stored = self._write_rows(conn, cur, batch.rows) if batch.rows else 0
                 rejects = list(batch.rejects)
                 if salvage:
+                    rejects = [_printable(r) for r in rejects]
                     rejects += _one_by_one(conn, INSERT_EVENT, batch.events, events_topic)
                     rejects += _one_by_one(conn, INSERT_FLIGHT, batch.flights, flights_topic)
                 else:
@@ -174,7 +177,6 @@ class Writer:
                         cur.executemany(INSERT_FLIGHT, batch.flights)
                 if rejects:
                     cur.executemany(INSERT_REJECT, rejects)
-            conn.commit()
         except BaseException:
             if not conn.closed:
                 try:
@@ -262,6 +264,14 @@ def copy_rows(cur: psycopg.Cursor, statement: str, rows: list,
         copy.set_types(types)
         for row in rows:
             copy.write_row(row)
+
+
+def _printable(reject: tuple) -> tuple:
+    """A reject row PostgreSQL's text accepts (no NUL characters)."""
+    received, topic, device_id, reason, index, payload = reject
+    clean = [x.replace("\x00", "\\x00") if isinstance(x, str) else x
+             for x in (topic, device_id, reason)]
+    return (received, *clean, index, payload)
 
 
 def _one_by_one(conn: psycopg.Connection, statement: str, rows: list[tuple],
