@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readings", type=int, default=600_000, help="readings per mode")
     p.add_argument("--workers", type=int, default=2, help="ingest workers")
     p.add_argument("--publishers", type=int, default=4,
-                   help="publishing devices (one mosquitto_pub process each)")
+                   help="publishing devices (one connection each)")
     p.set_defaults(func=cmd_bench)
 
     try:

@@ -138,10 +138,15 @@ class Writer:
 
     def write(self, batch: Batch) -> Written:
         delay = RETRY_FIRST_S
-        salvage = False
+        salvage = merge = False
         while True:
             try:
-                return self._write_once(batch, salvage=salvage)
+                return self._write_once(batch, salvage=salvage, merge=merge)
+            except psycopg.errors.UniqueViolation:
+                # A reading stored before (a redelivery) is in the batch: write
+                # it again through the merge, which skips what is stored.
+                merge = True
+                continue
             except psycopg.OperationalError as exc:
                 logger.warning("database write failed (%s); retrying in %.1f s", exc, delay)
             except psycopg.errors.DeadlockDetected:
@@ -158,13 +163,13 @@ class Writer:
             time.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
 
-    def _write_once(self, batch: Batch, *, salvage: bool = False) -> Written:
+    def _write_once(self, batch: Batch, *, salvage: bool = False,
+                    merge: bool = False) -> Written:
         conn = self._connection()
         try:
-            # One transaction for the whole batch; the inner transaction()
-            # blocks are savepoints inside it.
+            # One transaction for the whole batch.
             with conn.transaction(), conn.cursor() as cur:
-                stored = self._write_rows(conn, cur, batch.rows) if batch.rows else 0
+                stored = self._write_rows(cur, batch.rows, merge=merge) if batch.rows else 0
                 rejects = list(batch.rejects)
                 if salvage:
                     rejects = [_printable(r) for r in rejects]
@@ -186,20 +191,19 @@ class Writer:
             raise
         return Written(stored, len(batch.rows) - stored, len(rejects))
 
-    def _write_rows(self, conn: psycopg.Connection, cur: psycopg.Cursor, rows: list) -> int:
+    def _write_rows(self, cur: psycopg.Cursor, rows: list, *, merge: bool) -> int:
         """Store readings; returns how many were new. Fast path: one COPY straight
-        into the hypertable. A batch holding a reading stored before (a
-        redelivery) fails that COPY on the unique key and takes the merge."""
-        try:
-            with conn.transaction():  # a savepoint: a duplicate undoes only this
-                copy_rows(cur, COPY_DIRECT, rows)
-        except psycopg.errors.UniqueViolation:
+        into the hypertable, which fails on the unique key if the batch holds a
+        reading stored before (a redelivery); then the batch is written again
+        with ``merge``: staged, and inserted with ON CONFLICT DO NOTHING."""
+        if merge:
             copy_rows(cur, COPY_STAGE, rows)
             if not self._rollups:
                 cur.execute(MERGE)
                 return cur.rowcount
             cur.execute(MERGE_WITH_ROLLUPS)
             return cur.fetchone()[0]
+        copy_rows(cur, COPY_DIRECT, rows)
         if self._rollups:
             hourly, daily = rollups(rows)
             copy_rows(cur, COPY_HOURLY, hourly, HOURLY_TYPES)
