@@ -1,0 +1,456 @@
+"""Publishing a simulated season, in four modes.
+
+- live: real time. The season is replayed from a season date (by default
+  today's month-day, or 20 July out of season), every time stamped a whole
+  number of days later, so readings carry today's date and pass ingest's time
+  checks; the last ``history_h`` hours are sent at once first.
+- accelerated: a whole season (or a date range) as fast as the broker takes
+  it, stamped at the simulated times; ingest must accept readings that old
+  (``AGRI_MAX_AGE_DAYS``), which is checked before anything is sent.
+- backfill: the readings ingest would store, written straight into the
+  database through :class:`agri.ingest.writer.Writer`, at the simulated times.
+- load: N registered paddy-water devices (``load-<i>``) publishing SenML at a
+  given total rate.
+
+Every mode registers the season's fields (upserted, owners created as
+farmers) and devices (existing ones are kept) first. MQTT goes through the
+simulator service account, QoS 1, with at most ``MAX_IN_FLIGHT`` messages
+unacknowledged (a paho publisher stalls beyond 65,535, when packet ids wrap)
+and never more than the broker's Receive Maximum. Each mode returns a
+:class:`Summary` whose expected counts reconcile exactly with the database:
+readings published = good (stored) + repeated (in duplicate messages, stored
+once) + rejected (beyond the physical range or the time limits).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import orjson
+import psycopg
+from paho.mqtt.client import MQTT_ERR_NO_CONN, MQTT_ERR_SUCCESS, error_string
+
+from agri import mqtt
+from agri.api.field_registry import import_fields, parse_features
+from agri.db import connect
+from agri.devices import registry
+from agri.devices.topics import senml_topic
+from agri.ingest.batch import Batch
+from agri.ingest.validate import TimeLimits
+from agri.ingest.writer import Writer
+from agri.settings import Settings
+from agri.simulator.climate import TIMEZONE
+from agri.simulator.fields import fields_geojson
+from agri.simulator.sensors import (
+    DAY_S,
+    HOUR_S,
+    OFFLINE_HOURS,
+    SKEW_SMALL_S,
+    URN,
+    Fleet,
+    Meta,
+    local_midnight,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_IN_FLIGHT = 1_000  # QoS 1 messages unacknowledged at once
+CONNECT_TIMEOUT_S = 15.0
+DRAIN_TIMEOUT_S = 300.0
+LIVE_DRAIN_TIMEOUT_S = 10.0  # when stopped: `agri up` waits 20 s for its children
+STALL_WARN_S = 30.0  # log when the broker acknowledges nothing for this long
+PROGRESS_EVERY_S = 5.0
+LIVE_PROGRESS_EVERY_S = 600.0
+SEASON_WINDOW = ((5, 20), (9, 30))  # (month, day), inclusive: what a season publishes
+LIVE_FALLBACK = (7, 20)  # live replay start when today is outside SEASON_WINDOW
+DEFAULT_HISTORY_H = 24.0
+AGE_MARGIN_S = 6 * HOUR_S  # slack in the age check for the run itself
+BACKFILL_BATCH_ROWS = 50_000
+PACE_SLACK_S = 0.005  # the load generator waits only when this far ahead
+LOAD_LEVEL_M, LOAD_TEMP_C = 0.05, 20.0
+TOKENS_FILE = "farmer-tokens.json"
+
+
+class SimulatorError(ValueError):
+    """The simulator cannot run as asked; the message says what to change."""
+
+
+@dataclass
+class Summary:
+    """What a run sent, and what ingest is expected to make of it."""
+
+    mode: str
+    messages: int = 0
+    duplicates: int = 0  # messages published a second time
+    flushed: int = 0  # messages of store-and-forward bursts
+    readings: int = 0  # every reading of every message
+    good: int = 0  # distinct readings ingest should store
+    repeated: int = 0  # good readings of duplicate messages (stored once)
+    rejected: int = 0  # readings ingest should reject (range or time limits), every copy
+    rows_written: int = 0  # backfill: rows handed to the writer ...
+    rows_new: int = 0  # ... of which not stored before
+    seconds: float = 0.0
+
+    def count(self, meta: Meta, *, arrival: float, limits: TimeLimits | None) -> None:
+        self.messages += 1
+        self.duplicates += meta.duplicate
+        self.flushed += meta.flush
+        for _, t, _, ok in meta.readings:
+            self.readings += 1
+            if ok and limits is not None:
+                ok = arrival - limits.max_age_s <= t <= arrival + limits.max_future_s
+            if not ok:
+                self.rejected += 1
+            elif meta.duplicate:
+                self.repeated += 1
+            else:
+                self.good += 1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def text(self) -> str:
+        rate = self.messages / self.seconds if self.seconds else 0.0
+        if self.mode == "backfill":
+            return (f"backfill: {self.rows_written:,} readings written in {self.seconds:.1f} s "
+                    f"({self.rows_new:,} new, {self.rows_written - self.rows_new:,} "
+                    f"stored before)")
+        return "\n".join([
+            f"{self.mode}: {self.messages:,} messages, {self.readings:,} readings in "
+            f"{self.seconds:.1f} s ({rate:,.0f} messages/s); {self.duplicates:,} duplicate "
+            f"messages, {self.flushed:,} in store-and-forward bursts",
+            f"  expected at ingest: {self.good:,} readings stored, {self.repeated:,} repeated "
+            f"in duplicates (stored once), {self.rejected:,} rejected on purpose (spikes "
+            f"beyond the physical range, clocks too far off)"])
+
+
+def default_year(today: date) -> int:
+    """The latest season whose window is over."""
+    return today.year if today > date(today.year, *SEASON_WINDOW[1]) else today.year - 1
+
+
+def today_local() -> date:
+    return datetime.now(ZoneInfo(TIMEZONE)).date()
+
+
+def live_from_date(today: date, year: int) -> date:
+    """Today's month-day in season ``year`` if inside the season window, else 20 July."""
+    inside = SEASON_WINDOW[0] <= (today.month, today.day) <= SEASON_WINDOW[1]
+    return date(year, today.month, today.day) if inside else date(year, *LIVE_FALLBACK)
+
+
+# -- registration -------------------------------------------------------------------------
+def _database(settings: Settings) -> psycopg.Connection:
+    try:
+        return connect(settings.db_url())
+    except psycopg.OperationalError as exc:
+        raise SimulatorError(f"cannot reach the database ({exc}): start the platform with "
+                             f"`agri up`, or set AGRI_DATABASE_URL") from None
+
+
+def register_devices(conn: psycopg.Connection,
+                     devices: list[tuple[str, str, str | None, str | None]]) -> int:
+    """Register (id, profile, field, DevEUI) devices not registered yet; returns how many."""
+    try:
+        known = dict(conn.execute("SELECT id, dev_eui FROM devices WHERE id = ANY(%s)",
+                                  ([d[0] for d in devices],)).fetchall())
+    except psycopg.errors.UndefinedTable:
+        raise SimulatorError("the database has no tables yet: run `agri db migrate`") from None
+    added = 0
+    for device_id, profile, field_id, eui in devices:
+        if device_id in known:
+            if eui and known[device_id] != eui:
+                logger.warning("device %s is registered with DevEUI %s, not %s: its ChirpStack "
+                               "uplinks will be rejected", device_id, known[device_id], eui)
+            continue
+        registry.add_device(conn, device_id=device_id, profile_name=profile, field_id=field_id,
+                            dev_eui=eui)
+        added += 1
+    conn.commit()
+    return added
+
+
+def register(settings: Settings, fleet: Fleet) -> None:
+    """Import the season's fields (creating their farmers) and register its devices."""
+    with _database(settings) as conn:
+        try:
+            _, created = import_fields(conn, parse_features(fields_geojson(fleet.season.fields)),
+                                       create_owners=True)
+        except psycopg.errors.UndefinedTable:
+            raise SimulatorError("the database has no tables yet: run `agri db migrate`") \
+                from None
+        conn.commit()
+        added = register_devices(conn, [(d.id, d.profile, d.field, d.dev_eui)
+                                        for d in fleet.devices])
+    if created:
+        path = fleet.season.out / TOKENS_FILE
+        tokens = orjson.loads(path.read_bytes()) if path.exists() else {}
+        path.write_bytes(orjson.dumps(tokens | created, option=orjson.OPT_INDENT_2))
+        path.chmod(0o600)
+        logger.info("created %d farmers; their API tokens are in %s", len(created), path)
+    logger.info("registered %d fields and %d new devices (%d in the fleet)",
+                len(fleet.season.fields), added, len(fleet.devices))
+
+
+# -- MQTT ---------------------------------------------------------------------------------
+class Publisher:
+    """One MQTT connection as the simulator account, with a bounded in-flight window."""
+
+    def __init__(self, url: str, *, client_id: str, qos: int = 1,
+                 window: int = MAX_IN_FLIGHT, drain_timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+        self.url, self.qos, self.window, self.drain_timeout_s = url, qos, window, drain_timeout_s
+        self.client = mqtt.make_client(url, client_id=client_id)
+        self.client.max_inflight_messages_set(window)
+        self.client.on_connect = self._on_connect
+        self.client.on_publish = self._on_publish
+        self._cond = threading.Condition()
+        self._connected = threading.Event()
+        self._refused: str | None = None
+        self.in_flight = self.published = self.acked = self.failed = 0
+
+    def __enter__(self) -> Publisher:
+        address = mqtt.parse_url(self.url)
+        try:
+            mqtt.connect(self.client)
+        except OSError as exc:
+            raise SimulatorError(f"cannot reach the MQTT broker at {address.host}:"
+                                 f"{address.port} ({exc}): start the platform with `agri up`, "
+                                 f"or set AGRI_MQTT_URL") from None
+        self.client.loop_start()
+        if not self._connected.wait(CONNECT_TIMEOUT_S) or self._refused:
+            self.client.loop_stop()
+            raise SimulatorError(f"the MQTT broker did not accept the simulator "
+                                 f"({self._refused or 'no answer'}): check AGRI_MQTT_URL")
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.drain(self.drain_timeout_s)
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self._refused = str(reason_code)
+        else:
+            most = getattr(properties, "ReceiveMaximum", None)
+            if most and most < self.window:
+                with self._cond:
+                    self.window = most
+                client.max_inflight_messages_set(most)
+        self._connected.set()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._cond:
+            self.in_flight -= 1
+            self.acked += 1
+            if reason_code.is_failure:
+                self.failed += 1
+                if self.failed == 1:
+                    logger.error("the broker refused a message (%s): is AGRI_MQTT_URL the "
+                                 "simulator account?", reason_code)
+            self._cond.notify()
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        with self._cond:
+            while self.in_flight >= self.window:
+                if not self._cond.wait(STALL_WARN_S):
+                    logger.warning("the broker acknowledged nothing for %.0f s (%d messages in "
+                                   "flight); waiting", STALL_WARN_S, self.in_flight)
+            self.in_flight += 1
+        info = self.client.publish(topic, payload, qos=self.qos)
+        if info.rc == MQTT_ERR_NO_CONN and self.qos == 0:  # dropped: QoS 0 is not queued
+            with self._cond:
+                self.in_flight -= 1
+                self.failed += 1
+        elif info.rc not in (MQTT_ERR_SUCCESS, MQTT_ERR_NO_CONN):
+            raise SimulatorError(f"publish on {topic} failed: {error_string(info.rc)}")
+        self.published += 1
+
+    def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+        """Wait until the broker has acknowledged every message."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self.in_flight > 0:
+                if not self._cond.wait(max(deadline - time.monotonic(), 0.0)) \
+                        and time.monotonic() >= deadline:
+                    raise SimulatorError(f"{self.in_flight} messages still unacknowledged "
+                                         f"after {timeout_s:.0f} s")
+
+
+def _client_id(mode: str) -> str:
+    return f"agri-simulator-{mode}-{os.getpid()}"
+
+
+def _limits(settings: Settings) -> TimeLimits:
+    return TimeLimits(settings.max_age_days * DAY_S, settings.max_future_s)
+
+
+# -- modes --------------------------------------------------------------------------------
+def season_window(fleet: Fleet, first: date, last: date) -> tuple[float, float]:
+    """[start, end) seconds of the days ``first``..``last``, checked against the fleet."""
+    start, end = local_midnight(first), local_midnight(last) + DAY_S
+    if end <= start or start < fleet.span[0] or end > fleet.span[1] + 1:
+        raise SimulatorError(f"choose dates from {_day(fleet.span[0])} to "
+                             f"{_day(fleet.span[1] - DAY_S)}, the first before the last")
+    return start, end
+
+
+def _day(t: float) -> str:
+    return datetime.fromtimestamp(t, ZoneInfo(TIMEZONE)).date().isoformat()
+
+
+def check_age(settings: Settings, start_s: float, end_s: float, now: float) -> None:
+    """Refuse windows whose readings ingest would reject as too old or in the future."""
+    if end_s > now:
+        raise SimulatorError(f"the window ends on {_day(end_s - 1)}, in the future: readings "
+                             f"stamped ahead of now are rejected; choose an earlier --end or "
+                             f"--year")
+    oldest = start_s - OFFLINE_HOURS[1] * HOUR_S - SKEW_SMALL_S[1]  # flushed, skewed readings
+    days = (now - oldest + AGE_MARGIN_S) / DAY_S
+    if days > settings.max_age_days:
+        raise SimulatorError(
+            f"readings from {_day(start_s)} on are up to {days:.0f} days old, and ingest accepts "
+            f"readings at most {settings.max_age_days:g} days old: set "
+            f"AGRI_MAX_AGE_DAYS={math.ceil(days) + 1} for the ingest workers and for this "
+            f"command, or choose a later --year or --start")
+
+
+def run_accelerated(settings: Settings, fleet: Fleet, *, first: date, last: date) -> Summary:
+    """Publish the days ``first``..``last`` through the broker as fast as it takes them."""
+    start_s, end_s = season_window(fleet, first, last)
+    check_age(settings, start_s, end_s, time.time())
+    register(settings, fleet)
+    summary, limits = Summary("accelerated"), _limits(settings)
+    began = time.monotonic()
+    next_log = began + PROGRESS_EVERY_S
+    with Publisher(settings.broker_url("simulator"), client_id=_client_id("accel")) as pub:
+        for topic, payload, meta in fleet.messages(start_s, end_s):
+            pub.publish(topic, payload)
+            summary.count(meta, arrival=time.time(), limits=limits)
+            if time.monotonic() >= next_log:
+                next_log += PROGRESS_EVERY_S
+                elapsed = time.monotonic() - began
+                logger.info("accelerated: %s reached (%.0f %%), %d messages, %.0f/s",
+                            _day(meta.publish_s), 100 * (meta.publish_s - start_s)
+                            / (end_s - start_s), summary.messages,
+                            summary.messages / max(elapsed, 1e-9))
+    summary.seconds = time.monotonic() - began
+    _warn_refused(pub)
+    return summary
+
+
+def run_backfill(settings: Settings, fleet: Fleet, *, first: date, last: date) -> Summary:
+    """Write the readings of ``first``..``last`` into the database, stamped as simulated."""
+    start_s, end_s = season_window(fleet, first, last)
+    register(settings, fleet)
+    summary = Summary("backfill")
+    began = time.monotonic()
+    writer = Writer(settings.db_url())
+    try:
+        for rows in fleet.iter_rows(start_s, end_s, chunk_rows=BACKFILL_BATCH_ROWS):
+            written = writer.write(Batch(rows=rows))
+            summary.rows_written += len(rows)
+            summary.rows_new += written.stored
+            logger.info("backfill: %s reached, %d readings written", _day(rows[-1][2]),
+                        summary.rows_written)
+    finally:
+        writer.close()
+    summary.seconds = time.monotonic() - began
+    return summary
+
+
+def run_live(settings: Settings, fleet: Fleet, *, from_date: date, stop: threading.Event,
+             history_h: float = DEFAULT_HISTORY_H, hours: float | None = None) -> Summary:
+    """Replay the season from ``from_date`` in real time until ``stop`` is set, ``hours``
+    have passed, or the simulated season ends."""
+    shift_s = (today_local() - from_date).days * DAY_S
+    now = time.time()
+    sim_now = now - shift_s
+    if not fleet.span[0] <= sim_now < fleet.span[1]:
+        raise SimulatorError(f"--from-date must lie between {_day(fleet.span[0])} and "
+                             f"{_day(fleet.span[1] - DAY_S)}")
+    register(settings, fleet)
+    until = now + hours * HOUR_S if hours is not None else math.inf
+    summary, limits = Summary("live"), _limits(settings)
+    logger.info("live: season %s replayed from %s as today; %d devices, %.0f h of history "
+                "first", fleet.season.weather.year, from_date, len(fleet.devices), history_h)
+    began = time.monotonic()
+    next_log = began + LIVE_PROGRESS_EVERY_S
+    with Publisher(settings.broker_url("simulator"), client_id=_client_id("live"),
+                   drain_timeout_s=LIVE_DRAIN_TIMEOUT_S) as pub:
+        for topic, payload, meta in fleet.messages(max(sim_now - history_h * HOUR_S,
+                                                       fleet.span[0]), fleet.span[1],
+                                                   shift_s=shift_s):
+            if meta.publish_s >= until or stop.wait(max(meta.publish_s - time.time(), 0.0)):
+                break
+            pub.publish(topic, payload)
+            summary.count(meta, arrival=time.time(), limits=limits)
+            if time.monotonic() >= next_log:
+                next_log += LIVE_PROGRESS_EVERY_S
+                logger.info("live: %d messages, %d readings so far", summary.messages,
+                            summary.readings)
+        else:
+            logger.info("live: the simulated season is over")
+            if hours is None:
+                stop.wait()
+    summary.seconds = time.monotonic() - began
+    _warn_refused(pub)
+    return summary
+
+
+def run_load(settings: Settings, *, devices: int, rate: float, seconds: float,
+             qos: int = 1, prefix: str = "load", stop: threading.Event | None = None) -> Summary:
+    """``devices`` paddy-water devices publishing ``rate`` messages/s in total (two readings
+    each) for ``seconds``: ``round(rate * seconds)`` messages."""
+    if devices < 1 or rate <= 0 or seconds <= 0:
+        raise SimulatorError("--devices, --rate and --seconds must be positive")
+    ids = [f"{prefix}-{i}" for i in range(devices)]
+    with _database(settings) as conn:
+        register_devices(conn, [(i, "paddy-water", None, None) for i in ids])
+    stop = stop or threading.Event()
+    summary = Summary("load")
+    total = round(rate * seconds)
+    t0 = float(int(time.time()))
+    with Publisher(settings.broker_url("simulator"), client_id=_client_id("load"),
+                   qos=qos) as pub:
+        began = time.monotonic()
+        next_log = began + PROGRESS_EVERY_S
+        for j in range(total):
+            ahead = j / rate - (time.monotonic() - began)
+            if (ahead > PACE_SLACK_S and stop.wait(ahead)) or stop.is_set():
+                break
+            device = ids[j % devices]
+            pack = [{"bn": f"{URN}{device}:", "bt": round(t0 + j / rate, 6), "n": "water_level",
+                     "u": "m", "v": LOAD_LEVEL_M}, {"n": "water_temp", "u": "Cel",
+                                                   "v": LOAD_TEMP_C + (j % 100) / 100}]
+            pub.publish(senml_topic(device), orjson.dumps(pack))
+            summary.messages += 1
+            summary.readings += 2
+            summary.good += 2
+            if time.monotonic() >= next_log:
+                next_log += PROGRESS_EVERY_S
+                logger.info("load: %d of %d messages", summary.messages, total)
+    summary.seconds = time.monotonic() - began
+    _warn_refused(pub)
+    return summary
+
+
+def _warn_refused(pub: Publisher) -> None:
+    if pub.failed:
+        logger.error("%d messages were refused by the broker", pub.failed)
+
+
+def season_out(settings: Settings, *, year: int, seed: int, fields: int) -> Path:
+    """Where the publishing modes keep their season's files (fields, truth)."""
+    return settings.home / "simulator" / f"season-{year}-seed{seed}-{fields}fields"
