@@ -59,10 +59,11 @@ class Publisher:
     """Publish (topic, payload) pairs at QoS 1 as fast as the broker takes them."""
 
     def __init__(self, *, host: str, port: int, client_id: str, username: str | None,
-                 password: str | None, window: int = 10_000) -> None:
+                 password: str | None, window: int = 10_000, chunk: int | None = None) -> None:
         if not 0 < window <= MAX_WINDOW:
             raise ValueError(f"window must be 1..{MAX_WINDOW}")
         self.window = window
+        self.chunk = chunk or SEND_CHUNK  # 1 sends each message at once (paced loads)
         self.sock = socket.create_connection((host, port), timeout=30)
         self.sock.sendall(connect_packet(client_id=client_id, username=username,
                                          password=password))
@@ -111,7 +112,7 @@ class Publisher:
         for topic, payload in messages:
             self.sent += 1
             batch.append(publish_packet(topic, (self.sent - 1) % 65_535 + 1, payload))
-            if len(batch) >= SEND_CHUNK:
+            if len(batch) >= self.chunk:
                 self._flush(batch)
         self._flush(batch)
         self._wait(lambda: self.acked >= self.sent)
