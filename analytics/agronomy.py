@@ -78,12 +78,14 @@ NIPPONBARE = CultivarParams("nipponbare", "Nipponbare", 59.6, 0.361, 18.47, 0.55
 # G was fitted with analytics.phenology.fit_g so that transplanting on 20 May in a normal
 # Tsugaru year gives heading on the dates of CALIBRATION_HEADING: the observations were 40
 # normal years of the platform's weather simulator (Hirosaki normals of section 8 with
-# day-to-day variability; YearType.NORMAL, seeds 0-39), latitude TSUGARU_LATITUDE_DEG, DVI = 0
-# at transplanting. A heading normal is an average over years, and development responds
+# day-to-day variability; simulate_weather(year=2025, seed=0..39, YearType.NORMAL), daily
+# means as crop.daily_weather gives them), latitude TSUGARU_LATITUDE_DEG, DVI = 0 at
+# transplanting, day length from analytics.solar. Refit G whenever the simulated normal
+# year changes. A heading normal is an average over years, and development responds
 # non-linearly to temperature: fitted to the smooth normal curve instead
-# (analytics.phenology.normal_year_tmean), G comes out 0.7-1.1 days larger and heading on
-# that curve a day earlier. G is far below the published values because the weeks in the
-# nursery before transplanting are not counted.
+# (analytics.phenology.normal_year_tmean), G comes out 0.9-1.3 days larger, and with the
+# G below heading on that curve comes 1.6-1.8 days early. G is far below the published
+# values because the weeks in the nursery before transplanting are not counted.
 # The prefecture normal is start 2 Aug, peak 5 Aug, end 11 Aug (applenet.jp suitou-seiiku);
 # Seiten no Hekireki heads a few days before Tsugaru Roman (section 2).
 # Masshigura: assumption, heading between the two, on the prefecture's peak day.
@@ -94,13 +96,13 @@ CALIBRATION_HEADING = MappingProxyType({
     "tsugaru-roman": (8, 7),
 })
 SEITEN_NO_HEKIREKI = CultivarParams(
-    "seiten-no-hekireki", "Seiten no Hekireki", 25.37, 0.51, 17.1, 0.53, 15.96, 0.25,
+    "seiten-no-hekireki", "Seiten no Hekireki", 25.14, 0.51, 17.1, 0.53, 15.96, 0.25,
     "calibrated: Sasanishiki A, Th, B, Lc, DVI*; G fitted to heading 4 Aug")
 MASSHIGURA = CultivarParams(
-    "masshigura", "Masshigura", 25.81, 0.51, 17.1, 0.53, 15.96, 0.25,
+    "masshigura", "Masshigura", 25.64, 0.51, 17.1, 0.53, 15.96, 0.25,
     "calibrated: Sasanishiki A, Th, B, Lc, DVI*; G fitted to heading 5 Aug (assumed)")
 TSUGARU_ROMAN = CultivarParams(
-    "tsugaru-roman", "Tsugaru Roman", 27.31, 0.51, 17.1, 0.53, 15.96, 0.25,
+    "tsugaru-roman", "Tsugaru Roman", 27.01, 0.51, 17.1, 0.53, 15.96, 0.25,
     "calibrated: Sasanishiki A, Th, B, Lc, DVI*; G fitted to heading 7 Aug")
 
 CULTIVARS: Mapping[str, CultivarParams] = MappingProxyType({

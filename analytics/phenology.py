@@ -4,9 +4,8 @@ Pure functions over daily values. A daily series is a ``pandas.Series``
 indexed by local calendar dates (``DatetimeIndex`` or ``datetime.date``),
 one value per day, temperatures in Cel.
 
-- Day length: astronomical sunrise to sunset with the sun's upper limb at
-  -0.8333 deg (refraction and solar radius), the CBM formula of Forsythe et
-  al. (1995, Ecol Model 80:87-95) that SIMRIW's ports use.
+- Day length: astronomical sunrise to sunset, from :mod:`agri.analytics.solar`
+  (the CBM day length that SIMRIW's ports use, with Spencer's declination).
 - Development: DVR/DVI model (Horie & Nakagawa 1990) with SIMRIW's ripening
   phase; numbers in :mod:`agri.analytics.agronomy`.
 - Cold sterility (SIMRIW cooling degree-days), chalky grain (Saitama
@@ -24,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from agri.analytics import agronomy as ag
+from agri.analytics import solar
 
-CBM_SUN_ALTITUDE_DEG = 0.8333  # upper limb, refraction included (Forsythe et al. 1995)
 G_SEARCH_BOUNDS = (10.0, 150.0)  # days; fit_g searches this range
 G_TOLERANCE = 1e-3  # days
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
@@ -40,18 +39,9 @@ def day_length(latitude_deg: float, when: date | Iterable[date] | pd.DatetimeInd
                ) -> float | np.ndarray:
     """Day length in hours at ``latitude_deg`` on a date or on each of several dates."""
     if isinstance(when, date):
-        return float(_day_length_doy(latitude_deg, np.array([when.timetuple().tm_yday]))[0])
+        return float(solar.day_length_h(latitude_deg, when.timetuple().tm_yday))
     doy = pd.DatetimeIndex(list(when) if not isinstance(when, pd.DatetimeIndex) else when)
-    return _day_length_doy(latitude_deg, np.asarray(doy.day_of_year, dtype=float))
-
-
-def _day_length_doy(latitude_deg: float, doy: np.ndarray) -> np.ndarray:
-    revolution = 0.2163108 + 2.0 * np.arctan(0.9671396 * np.tan(0.00860 * (doy - 186.0)))
-    declination = np.arcsin(0.39795 * np.cos(revolution))
-    lat = math.radians(latitude_deg)
-    cos_h = (math.sin(math.radians(CBM_SUN_ALTITUDE_DEG)) + math.sin(lat) * np.sin(declination)) / (
-        math.cos(lat) * np.cos(declination))
-    return 24.0 - 24.0 / math.pi * np.arccos(np.clip(cos_h, -1.0, 1.0))
+    return solar.day_length_h(latitude_deg, np.asarray(doy.day_of_year, dtype=float))
 
 
 def daily_series(values: pd.Series) -> pd.Series:
@@ -111,7 +101,7 @@ def simulate_phenology(*, cultivar: ag.CultivarParams, transplanted_on: date, tm
     if start not in series.index:
         raise PhenologyError(f"tmean must include the transplanting day {transplanted_on}")
     season = series.loc[start:]
-    lengths = _day_length_doy(latitude_deg, np.asarray(season.index.day_of_year, dtype=float))
+    lengths = solar.day_length_h(latitude_deg, np.asarray(season.index.day_of_year, dtype=float))
     temps = season.to_numpy()
     dvi = np.empty(len(season))
     value = ag.DVI_TRANSPLANTING

@@ -67,6 +67,19 @@ COOL_YEAR_PROBABILITY = 0.15
 # 1 June and out after 31 August (assumption).
 SEASON_ANOMALY_RAMP_DAYS = 15
 
+# How a season's departure is spread over June-August: weights at mid-June, mid-July and
+# mid-August, linear between and held before and after. Both the background anomaly and
+# the yamase episode rate (YAMASE_START_RATE_PER_DAY) of the type follow them; their sizes
+# are set by JJA_TARGET_C and by that rate. Cool seasons grow colder through the summer
+# (assumption): crops failed in cool years when the July or August mean fell to 20 C or
+# below (project agronomy reference), the months in which the Tsugaru crop goes through
+# meiosis and heading (late July to mid-August, SIMRIW's cold-sensitive window): the cool
+# weights rise linearly from half the season's mean in mid-June to one and a half times it
+# in mid-August. A cool season then runs about 1.0 C under a normal one in June, 2.0 C in
+# July and 2.9 C in August (July near 19 C, August near 20.5 C). Normal and hot seasons
+# are flat.
+SEASON_PROFILE = {"cool": (0.5, 1.0, 1.5), "normal": (1.0, 1.0, 1.0), "hot": (1.0, 1.0, 1.0)}
+
 # --- Yamase ---------------------------------------------------------------------------
 
 # Cooling of the daily mean during an episode, C: yamase winds run about 5 C colder than
@@ -84,10 +97,11 @@ YAMASE_HUMIDITY_RISE_PCT = 18.0
 YAMASE_SUNSHINE_CUT = 0.5
 
 # Episode starts: a daily Bernoulli (discrete Poisson) process from 1 June to 31 August,
-# rate per day by year type (assumption). Expected yamase days in June-August: about 12
-# in a cool season, 4 in a normal one, 1 in a hot one; the rest of a cool or hot season's
-# departure is a background anomaly (see JJA_TARGET_C). Rates and duration are kept low
-# enough that one simulated season rarely strays more than 1 C from its target.
+# mean rate per day by year type (assumption), shaped over the season by SEASON_PROFILE
+# (rising from June to August in a cool season). Expected yamase days in June-August:
+# about 12 in a cool season, 4 in a normal one, 1 in a hot one; the rest of a cool or hot
+# season's departure is a background anomaly (see JJA_TARGET_C). Rates and duration are
+# kept low enough that one simulated season rarely strays more than 1 C from its target.
 YAMASE_START_RATE_PER_DAY = {"cool": 0.05, "normal": 0.015, "hot": 0.004}
 YAMASE_SEASON_MONTHS = (6, 7, 8)
 
@@ -150,9 +164,6 @@ SUNSHINE_BETA_CONCENTRATION = 4.0
 ANGSTROM_A = 0.25
 ANGSTROM_B = 0.50
 SOLAR_CONSTANT_W_M2 = 1367.0
-
-# Sun elevation of sunrise and sunset, degrees (refraction and solar radius, NOAA).
-SUNRISE_ELEVATION_DEG = -0.833
 
 # --- Humidity ------------------------------------------------------------------------
 

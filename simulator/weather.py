@@ -1,24 +1,26 @@
 """Hourly weather of the Tsugaru plain (Hirosaki AMeDAS station), simulated.
 
 One call simulates one calendar year, hour 0 being local midnight of 1 January (Asia/Tokyo).
-Every constant comes from :mod:`agri.simulator.climate`, with its source. The year is built
-day by day, then spread over the hours; each step draws from its own random stream, spawned
-from ``(seed, year)``, so the same arguments always give identical arrays.
+Every constant comes from :mod:`agri.simulator.climate`, with its source; what follows from
+them alone (smooth daily curves, the year-type mix and anomalies, the sun's path from
+:mod:`agri.analytics.solar`) from :mod:`agri.simulator.climatology`. The year is built day by
+day, then spread over the hours; each step draws from its own random stream, spawned from
+``(seed, year)``, so the same arguments always give identical arrays.
 
 1. Year type. ``cool``, ``normal`` or ``hot`` shapes June-August. Unless given, it is drawn:
    cool with probability 0.15 (assumption), hot with the probability that makes the mix
    reproduce the June-August normal (about 0.19), normal otherwise.
 2. Yamase, the cold, humid north-easterly to easterly wind from the Pacific in June-August
    (facts below). Episodes start as a daily Bernoulli (discrete Poisson) process from
-   1 June to 31 August at a rate set by the year type
-   (assumption: 0.05 / 0.015 / 0.004 per day for cool / normal / hot, about 12 / 4 / 1
-   yamase days a season) and last a geometric number of days, mean 3 (assumption; about
-   one episode in eleven lasts a week or more: "days to weeks"). Each episode is shifted
-   by a random onset hour. While one is in force the daily mean temperature falls by 5 C
-   (the Hachinohe contrast with westerlies), relative humidity rises by 18 points (read from
-   "18 % more humid"), half of the sunshine goes (assumption: the Tsugaru side keeps more
-   than the Pacific side) and with it part of the diurnal range, so days cool more than
-   nights, and the wind blows from the east-north-east.
+   1 June to 31 August at a rate set by the year type (assumption: on average 0.05 / 0.015 /
+   0.004 per day for cool / normal / hot, about 12 / 4 / 1 yamase days a season; in a cool
+   season the rate rises from June to August, see below) and last a geometric number of
+   days, mean 3 (assumption; about one episode in eleven lasts a week or more: "days to
+   weeks"). Each episode is shifted by a random onset hour. While one is in force the daily
+   mean temperature falls by 5 C (the Hachinohe contrast with westerlies), relative humidity
+   rises by 18 points (read from "18 % more humid"), half of the sunshine goes (assumption:
+   the Tsugaru side keeps more than the Pacific side) and with it part of the diurnal range,
+   so days cool more than nights, and the wind blows from the east-north-east.
 3. Precipitation. Wet and dry days follow a first-order Markov chain with monthly wet-day
    probabilities, amounts a gamma distribution (the WGEN scheme, Richardson & Wright 1984),
    scaled so that the year brings about 1,100 mm; a day's amount falls in one spell whose
@@ -26,8 +28,8 @@ from ``(seed, year)``, so the same arguments always give identical arrays.
 4. Sunshine and radiation. A day's relative sunshine (share of the time the sun is up) is
    beta-distributed around the monthly value implied by the Aomori 1961-1990 sunshine
    normals, lower on wet days and during yamase; it is spread over the daylight hours, little
-   of it in hours with precipitation. Global radiation is the extraterrestrial irradiance from the
-   sun's position at the station times the Angstrom-Prescott factor (FAO-56).
+   of it in hours with precipitation. Global radiation is the extraterrestrial irradiance from
+   the sun's position at the station times the Angstrom-Prescott factor (FAO-56).
 5. Temperature. Daily mean = climatology + year-type anomaly - yamase cooling + AR(1)
    anomaly. The climatology is a smooth curve whose monthly means equal the Hirosaki
    1979-1990 normals after the expected effect of the year-type mix and of yamase has been
@@ -53,27 +55,35 @@ season targets: cool near 18.5 C, normal near 20.5 C, hot near 23.0 C (Hirosaki 
 above are assumptions, chosen so that a season of a given type rarely strays more than
 1 C from its target. The rest of a cool or hot season's departure is a background anomaly
 over June-August (ramped over 15 days either side), derived exactly from the expected yamase
-cooling of each type.
+cooling of each type. Cool seasons grow colder as the summer goes on (assumption, read from
+the failures of cool years, which came with a cold July or August, the months in which the
+crop goes through meiosis and heading): both their episode rate and their background anomaly
+follow a profile rising from June to August (``climate.SEASON_PROFILE``), so a cool season
+runs about 1.0 C under a normal one in June, 2.0 C in July and 2.9 C in August: its July
+(about 19 C) falls below the 20 C failure line and its August (about 20.5 C) comes near it.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
-from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from agri.simulator import climate as cl
+from agri.simulator.climatology import (
+    HOURS_PER_DAY,
+    Climatology,
+    YearType,
+    climatology,
+    year_type_probabilities,
+)
 
 __all__ = ["DAILY_COLUMNS", "Weather", "YearType", "simulate_weather", "simulate_years",
            "write_daily_csv"]
 
-HOURS_PER_DAY = 24
-SUN_SAMPLES_PER_HOUR = 12  # sub-hourly steps when averaging the sun's position
 LAST_YEAR = 2200
 SUNSHINE_SCALING_ROUNDS = 12  # rounds of scale-and-clip that spread a day's sunshine
 DAILY_COLUMNS = ("date", "tmean", "tmax", "tmin", "precipitation_mm", "sunshine_h", "wind_ms",
@@ -81,14 +91,6 @@ DAILY_COLUMNS = ("date", "tmean", "tmax", "tmin", "precipitation_mm", "sunshine_
 _RUN_STREAM_KEY = 1  # tells the year-type stream of a run apart from those of its years
 _STREAMS = ("year_type", "yamase", "precipitation", "sunshine", "temperature", "humidity",
             "wind")
-
-
-class YearType(StrEnum):
-    """Character of the summer (June-August) of a simulated year."""
-
-    COOL = "cool"
-    NORMAL = "normal"
-    HOT = "hot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +198,7 @@ def write_daily_csv(weathers: list[Weather], path: Path) -> None:
 
 def _simulate(*, year: int, year_type: YearType, rng: dict[str, np.random.Generator]) -> Weather:
     """Steps 2-8 of the module docstring; arrays are (days, 24) until the end."""
-    cal = _calendar(_days_in_year(year))
+    cal = climatology(_days_in_year(year))
     yamase = _yamase_hours(rng["yamase"], cal, year_type)
     yamase_share = _by_day(yamase).mean(axis=1)  # share of each day in yamase, 0..1
     wet, amount = _daily_precipitation(rng["precipitation"], cal)
@@ -218,8 +220,9 @@ def _simulate(*, year: int, year_type: YearType, rng: dict[str, np.random.Genera
     )
 
 
-def _yamase_hours(rng: np.random.Generator, cal: _Calendar, year_type: YearType) -> np.ndarray:
-    """(days, 24) bool: episodes as a day-level chain, each shifted by a random onset hour."""
+def _yamase_hours(rng: np.random.Generator, cal: Climatology, year_type: YearType) -> np.ndarray:
+    """(days, 24) bool: episodes as a day-level chain, each shifted by a random onset hour
+    (``climatology.expected_yamase_share`` is its exact expectation: change both together)."""
     start = cal.yamase_start_probability[year_type]
     stop = 1.0 / cl.YAMASE_MEAN_DURATION_DAYS
     u = rng.random(cal.days)
@@ -237,7 +240,7 @@ def _yamase_hours(rng: np.random.Generator, cal: _Calendar, year_type: YearType)
     return _by_day(np.cumsum(edges[:-1]) > 0.5)
 
 
-def _daily_precipitation(rng: np.random.Generator, cal: _Calendar) -> tuple[np.ndarray, ...]:
+def _daily_precipitation(rng: np.random.Generator, cal: Climatology) -> tuple[np.ndarray, ...]:
     """Wet-day flags (Markov chain) and daily totals, mm (gamma)."""
     p = cal.wet_probability
     rho = cl.WET_DAY_PERSISTENCE
@@ -253,7 +256,7 @@ def _daily_precipitation(rng: np.random.Generator, cal: _Calendar) -> tuple[np.n
     return wet, amount
 
 
-def _hourly_precipitation(rng: np.random.Generator, cal: _Calendar,
+def _hourly_precipitation(rng: np.random.Generator, cal: Climatology,
                           amount: np.ndarray) -> np.ndarray:
     """(days, 24) mm: each day's total falls in one spell of random intensity."""
     k = cl.PRECIPITATION_INTENSITY_GAMMA_SHAPE
@@ -266,7 +269,7 @@ def _hourly_precipitation(rng: np.random.Generator, cal: _Calendar,
     return weight / weight.sum(axis=1, keepdims=True) * amount[:, None]
 
 
-def _daily_relative_sunshine(rng: np.random.Generator, cal: _Calendar, wet: np.ndarray,
+def _daily_relative_sunshine(rng: np.random.Generator, cal: Climatology, wet: np.ndarray,
                              yamase_share: np.ndarray) -> np.ndarray:
     """Share of the possible sunshine each day receives, 0..1 (beta-distributed)."""
     mean = cal.dry_day_sunshine * np.where(wet, cl.WET_DAY_SUNSHINE_SHARE, 1.0)
@@ -275,7 +278,7 @@ def _daily_relative_sunshine(rng: np.random.Generator, cal: _Calendar, wet: np.n
     return rng.beta(k * mean, k * (1.0 - mean))
 
 
-def _hourly_relative_sunshine(rng: np.random.Generator, cal: _Calendar, rel_day: np.ndarray,
+def _hourly_relative_sunshine(rng: np.random.Generator, cal: Climatology, rel_day: np.ndarray,
                               rain: np.ndarray) -> np.ndarray:
     """(days, 24) share of each hour's possible sunshine that is bright, 0..1.
 
@@ -293,7 +296,7 @@ def _hourly_relative_sunshine(rng: np.random.Generator, cal: _Calendar, rel_day:
     return share
 
 
-def _daily_mean_temperature(rng: np.random.Generator, cal: _Calendar, year_type: YearType,
+def _daily_mean_temperature(rng: np.random.Generator, cal: Climatology, year_type: YearType,
                             yamase_share: np.ndarray) -> np.ndarray:
     """Daily mean temperature, C."""
     phi = cl.TEMP_ANOMALY_LAG1
@@ -307,20 +310,20 @@ def _daily_mean_temperature(rng: np.random.Generator, cal: _Calendar, year_type:
             - cl.YAMASE_COOLING_C * yamase_share + cal.anomaly_sd * anomaly)
 
 
-def _diurnal_range(cal: _Calendar, rel_day: np.ndarray) -> np.ndarray:
+def _diurnal_range(cal: Climatology, rel_day: np.ndarray) -> np.ndarray:
     """Daily max - min, C: wider on sunny days."""
     share = cl.DIURNAL_RANGE_OVERCAST_SHARE
     return cal.clear_day_range * (share + (1.0 - share) * rel_day)
 
 
-def _hourly_temperature(cal: _Calendar, tmean: np.ndarray, diurnal_range: np.ndarray
+def _hourly_temperature(cal: Climatology, tmean: np.ndarray, diurnal_range: np.ndarray
                         ) -> np.ndarray:
     """(days, 24) C: daily means and ranges joined smoothly, through the diurnal shape."""
     level = _noon_interpolation(cal, tmean)
     return level + _noon_interpolation(cal, diurnal_range) * cal.diurnal_shape
 
 
-def _relative_humidity(rng: np.random.Generator, cal: _Calendar, tmean: np.ndarray,
+def _relative_humidity(rng: np.random.Generator, cal: Climatology, tmean: np.ndarray,
                        air: np.ndarray, wet: np.ndarray, yamase_share: np.ndarray,
                        rain: np.ndarray) -> np.ndarray:
     """(days, 24) %RH from the day's vapour pressure and the hour's temperature.
@@ -342,7 +345,7 @@ def _relative_humidity(rng: np.random.Generator, cal: _Calendar, tmean: np.ndarr
     return np.clip(rh, 5.0, 100.0)
 
 
-def _wind(rng: np.random.Generator, cal: _Calendar, yamase: np.ndarray
+def _wind(rng: np.random.Generator, cal: Climatology, yamase: np.ndarray
           ) -> tuple[np.ndarray, np.ndarray]:
     """(days, 24) speed, m/s, and direction the wind blows from, degrees."""
     day_sd, hour_sd = cl.WIND_DAY_SD_LOG, cl.WIND_HOUR_SD_LOG
@@ -376,214 +379,20 @@ def _leaf_wetness(rain: np.ndarray, rh: np.ndarray, wind: np.ndarray,
 # --- Year types ---------------------------------------------------------------------------
 
 
-def _year_type_probabilities() -> dict[YearType, float]:
-    """Climate mix: cool as configured, hot so the mix hits the June-August normal."""
-    target = {YearType(k): v for k, v in cl.JJA_TARGET_C.items()}
-    days = np.array([30, 31, 31])
-    normal_jja = float(np.dot(days, [cl.MEAN_TEMP_C[m - 1] for m in (6, 7, 8)]) / days.sum())
-    cool = cl.COOL_YEAR_PROBABILITY
-    hot = (normal_jja - target[YearType.NORMAL]
-           - cool * (target[YearType.COOL] - target[YearType.NORMAL])) / (
-        target[YearType.HOT] - target[YearType.NORMAL])
-    return {YearType.COOL: cool, YearType.NORMAL: 1.0 - cool - hot, YearType.HOT: hot}
-
-
 def _draw_year_type(rng: np.random.Generator) -> YearType:
-    probabilities = _year_type_probabilities()
+    probabilities = year_type_probabilities()
     types = list(probabilities)
     return types[int(rng.choice(len(types), p=list(probabilities.values())))]
 
 
 def _systematic_year_types(*, years: int, seed: int, first_year: int) -> list[YearType]:
-    probabilities = _year_type_probabilities()
+    probabilities = year_type_probabilities()
     types = list(probabilities)
     rng = np.random.default_rng([seed, first_year, years, _RUN_STREAM_KEY])
     points = (rng.random() + np.arange(years)) / years
     index = np.searchsorted(np.cumsum(list(probabilities.values())), points, side="right")
     rng.shuffle(index)
     return [types[min(int(i), len(types) - 1)] for i in index]
-
-
-# --- The calendar: everything that depends only on the length of the year ----------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Calendar:
-    days: int
-    month: np.ndarray  # month of each day, 1..12
-    possible: np.ndarray  # (days, 24) share of each hour the sun is up, 0..1
-    extraterrestrial: np.ndarray  # (days, 24) W/m2 on a horizontal surface, hourly mean
-    diurnal_shape: np.ndarray  # (days, 24) temperature cycle of range 1, daily mean 0
-    wind_diurnal: np.ndarray  # (days, 24) relative wind speed through the day
-    background_temp: np.ndarray  # C, daily mean before year-type anomaly and yamase
-    season_anomaly: dict[YearType, np.ndarray]  # C, added to the daily mean
-    yamase_start_probability: dict[YearType, np.ndarray]  # per day
-    anomaly_sd: np.ndarray  # C
-    clear_day_range: np.ndarray  # C, diurnal range of a day of full sunshine
-    wet_probability: np.ndarray
-    wet_day_mean_mm: np.ndarray
-    intensity_mm_h: np.ndarray
-    dry_day_sunshine: np.ndarray  # mean relative sunshine of a dry day without yamase
-    dry_day_rh: np.ndarray  # %RH
-    wind_mean: np.ndarray  # m/s
-    prevailing_rad: np.ndarray  # direction the wind blows from outside yamase
-
-
-@functools.cache
-def _calendar(days: int) -> _Calendar:
-    month = _month_of_day(days)
-    per_month = np.bincount(month, minlength=13)[1:]
-    possible, extraterrestrial, sunrise, sunset = _sun(days)
-    yamase_start = {t: _yamase_start_probability(month, t) for t in YearType}
-    expected_yamase = {t: _expected_yamase_share(p) for t, p in yamase_start.items()}
-    season_anomaly = _season_anomalies(month, expected_yamase)
-    mix = _year_type_probabilities()
-    correction = sum(mix[t] * (cl.YAMASE_COOLING_C * expected_yamase[t] - season_anomaly[t])
-                     for t in YearType)
-    rel_sunshine = _monthly_relative_sunshine(month, possible)
-    wet_p = _by_month(month, cl.WET_DAY_PROBABILITY)
-    expected_sunshine_factor = (1.0 - wet_p * (1.0 - cl.WET_DAY_SUNSHINE_SHARE)) * (
-        1.0 - cl.YAMASE_SUNSHINE_CUT * sum(mix[t] * expected_yamase[t] for t in YearType))
-    share = cl.DIURNAL_RANGE_OVERCAST_SHARE
-    monthly_mm = (np.asarray(cl.PRECIPITATION_SHARE) / np.sum(cl.PRECIPITATION_SHARE)
-                  * cl.ANNUAL_PRECIPITATION_MM)
-    return _Calendar(
-        days=days,
-        month=month,
-        possible=possible,
-        extraterrestrial=extraterrestrial,
-        diurnal_shape=_diurnal_shape(sunrise, sunset),
-        wind_diurnal=1.0 + cl.WIND_DIURNAL_AMPLITUDE * np.cos(
-            2.0 * np.pi * (np.arange(HOURS_PER_DAY) + 0.5 - cl.WIND_PEAK_HOUR) / HOURS_PER_DAY),
-        background_temp=_smooth_monthly(month, cl.MEAN_TEMP_C) + correction,
-        season_anomaly=season_anomaly,
-        yamase_start_probability=yamase_start,
-        anomaly_sd=_smooth_monthly(month, cl.TEMP_ANOMALY_SD_C),
-        clear_day_range=_smooth_monthly(month, cl.DIURNAL_RANGE_C)
-        / (share + (1.0 - share) * rel_sunshine),
-        wet_probability=wet_p,
-        wet_day_mean_mm=_by_month(month, monthly_mm / per_month) / wet_p,
-        intensity_mm_h=_by_month(month, cl.PRECIPITATION_INTENSITY_MM_H),
-        dry_day_sunshine=rel_sunshine / expected_sunshine_factor,
-        dry_day_rh=_smooth_monthly(month, cl.DRY_DAY_RH_PCT),
-        wind_mean=_smooth_monthly(month, cl.WIND_MEAN_MS),
-        prevailing_rad=np.radians(_by_month(month, cl.PREVAILING_WIND_FROM_DEG)),
-    )
-
-
-def _yamase_start_probability(month: np.ndarray, year_type: YearType) -> np.ndarray:
-    in_season = np.isin(month, cl.YAMASE_SEASON_MONTHS)
-    return cl.YAMASE_START_RATE_PER_DAY[year_type.value] * in_season
-
-
-def _expected_yamase_share(start: np.ndarray) -> np.ndarray:
-    """Expected share of each day in yamase, exactly, for the process of _yamase_hours."""
-    stop = 1.0 / cl.YAMASE_MEAN_DURATION_DAYS
-    on = np.empty(start.size)
-    p = 0.0
-    for d in range(start.size):
-        p = p * (1.0 - stop) + (1.0 - p) * start[d]
-        on[d] = p
-    late = (HOURS_PER_DAY - 1) / 2.0 / HOURS_PER_DAY  # mean onset hour / 24
-    return (1.0 - late) * on + late * np.r_[0.0, on[:-1]]
-
-
-def _season_anomalies(month: np.ndarray, expected_yamase: dict[YearType, np.ndarray]
-                      ) -> dict[YearType, np.ndarray]:
-    """Background anomaly of each year type, C, so its expected Jun-Aug mean is its target.
-
-    Normal years get none; cool and hot years make up what their yamase does not.
-    """
-    summer = np.isin(month, (6, 7, 8))
-    window = _season_window(month)
-    cooling = {t: cl.YAMASE_COOLING_C * float(expected_yamase[t][summer].mean())
-               for t in YearType}
-    target = {YearType(k): v for k, v in cl.JJA_TARGET_C.items()}
-    normal = YearType.NORMAL
-    return {t: (target[t] - target[normal] + cooling[t] - cooling[normal])
-            / float(window[summer].mean()) * window for t in YearType}
-
-
-def _season_window(month: np.ndarray) -> np.ndarray:
-    """1 from June to August, ramping linearly to 0 over the days either side."""
-    summer = np.flatnonzero(np.isin(month, (6, 7, 8)))
-    day = np.arange(month.size)
-    ramp = cl.SEASON_ANOMALY_RAMP_DAYS + 1.0
-    before = np.clip(1.0 - (summer[0] - day) / ramp, 0.0, 1.0)
-    after = np.clip(1.0 - (day - summer[-1]) / ramp, 0.0, 1.0)
-    return np.minimum(before, after)
-
-
-def _monthly_relative_sunshine(month: np.ndarray, possible: np.ndarray) -> np.ndarray:
-    """Each day's month's sunshine normal over the month's possible hours."""
-    possible_by_month = np.bincount(month, weights=possible.sum(axis=1), minlength=13)[1:]
-    return _by_month(month, np.asarray(cl.SUNSHINE_H) / possible_by_month)
-
-
-# --- Sun ----------------------------------------------------------------------------------
-
-
-def _sun(days: int) -> tuple[np.ndarray, ...]:
-    """Possible-sunshine share and extraterrestrial irradiance per hour; sunrise and sunset,
-    clock hours, per day.
-
-    Spencer (1971) series for declination, equation of time and orbital eccentricity.
-    """
-    step = 1.0 / SUN_SAMPLES_PER_HOUR
-    clock = np.arange(days * HOURS_PER_DAY * SUN_SAMPLES_PER_HOUR) * step + step / 2.0
-    sin_elevation, eccentricity = _sun_position(clock)
-    shape = (days, HOURS_PER_DAY, SUN_SAMPLES_PER_HOUR)
-    up = sin_elevation > np.sin(np.radians(cl.SUNRISE_ELEVATION_DEG))
-    possible = up.reshape(shape).mean(axis=2)
-    irradiance = cl.SOLAR_CONSTANT_W_M2 * eccentricity * np.clip(sin_elevation, 0.0, None)
-    extraterrestrial = irradiance.reshape(shape).mean(axis=2)
-    up_by_day = up.reshape(days, -1)
-    sunrise = np.argmax(up_by_day, axis=1) * step
-    sunset = HOURS_PER_DAY - np.argmax(up_by_day[:, ::-1], axis=1) * step
-    return possible, extraterrestrial, sunrise, sunset
-
-
-def _sun_position(clock_hours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sine of the sun's elevation at Hirosaki and the eccentricity factor, for hours since
-    local midnight of 1 January."""
-    gamma = 2.0 * np.pi * (clock_hours / HOURS_PER_DAY) / 365.0
-    declination = (0.006918 - 0.399912 * np.cos(gamma) + 0.070257 * np.sin(gamma)
-                   - 0.006758 * np.cos(2 * gamma) + 0.000907 * np.sin(2 * gamma)
-                   - 0.002697 * np.cos(3 * gamma) + 0.00148 * np.sin(3 * gamma))
-    equation_of_time_min = 229.18 * (0.000075 + 0.001868 * np.cos(gamma)
-                                      - 0.032077 * np.sin(gamma)
-                                      - 0.014615 * np.cos(2 * gamma)
-                                      - 0.040849 * np.sin(2 * gamma))
-    eccentricity = (1.000110 + 0.034221 * np.cos(gamma) + 0.001280 * np.sin(gamma)
-                    + 0.000719 * np.cos(2 * gamma) + 0.000077 * np.sin(2 * gamma))
-    solar_time = (clock_hours + (4.0 * (cl.LONGITUDE_DEG - cl.STANDARD_MERIDIAN_DEG)
-                                 + equation_of_time_min) / 60.0)
-    hour_angle = np.radians(15.0 * (solar_time % HOURS_PER_DAY - 12.0))
-    latitude = np.radians(cl.LATITUDE_DEG)
-    sin_elevation = (np.sin(latitude) * np.sin(declination)
-                     + np.cos(latitude) * np.cos(declination) * np.cos(hour_angle))
-    return sin_elevation, eccentricity
-
-
-def _diurnal_shape(sunrise: np.ndarray, sunset: np.ndarray) -> np.ndarray:
-    """(days, 24) diurnal temperature cycle of range 1, less its daily mean.
-
-    Parton & Logan (1981): a sine from the minimum at sunrise, peaking a lag after solar
-    noon, down to sunset; then an exponential decay to the next sunrise.
-    """
-    t = np.arange(HOURS_PER_DAY) + 0.5
-    rise, fall = sunrise[:, None], sunset[:, None]
-    day_length = fall - rise
-    lag = cl.PARTON_LOGAN_MAX_LAG_H
-    day = np.sin(np.pi * (t - rise) / (day_length + 2.0 * lag))
-    at_sunset = np.sin(np.pi * day_length / (day_length + 2.0 * lag))
-    night_length = HOURS_PER_DAY - day_length
-    since_sunset = (t - fall) % HOURS_PER_DAY
-    decay = cl.PARTON_LOGAN_NIGHT_DECAY
-    night = at_sunset * (np.exp(-decay * since_sunset / night_length) - np.exp(-decay)) / (
-        1.0 - np.exp(-decay))
-    shape = np.where((t >= rise) & (t < fall), day, night)
-    return shape - shape.mean(axis=1, keepdims=True)
 
 
 # --- Helpers ------------------------------------------------------------------------------
@@ -601,42 +410,11 @@ def _days_in_year(year: int) -> int:
     return (date(year + 1, 1, 1) - date(year, 1, 1)).days
 
 
-def _month_of_day(days: int) -> np.ndarray:
-    year = 2000 if days == 366 else 2001
-    first = date(year, 1, 1)
-    return np.array([(first + timedelta(days=d)).month for d in range(days)])
-
-
 def _by_day(hourly: np.ndarray) -> np.ndarray:
     return hourly.reshape(-1, HOURS_PER_DAY)
 
 
-def _by_month(month: np.ndarray, monthly: tuple[float, ...] | np.ndarray) -> np.ndarray:
-    """Monthly values as a step function over the days."""
-    return np.asarray(monthly, dtype=float)[month - 1]
-
-
-def _smooth_monthly(month: np.ndarray, monthly: tuple[float, ...] | np.ndarray) -> np.ndarray:
-    """Smooth daily curve whose mean over each calendar month equals the monthly value.
-
-    Piecewise linear between mid-month nodes (cyclic over the year); the node values solve
-    the 12 equations "month mean of the curve = monthly value".
-    """
-    days = month.size
-    centre = np.arange(days) + 0.5
-    mid = np.array([centre[month == m].mean() for m in range(1, 13)])
-    nodes_x = np.r_[mid[-1] - days, mid, mid[0] + days]
-    basis = np.empty((days, 12))
-    for k in range(12):
-        unit = np.zeros(12)
-        unit[k] = 1.0
-        basis[:, k] = np.interp(centre, nodes_x, np.r_[unit[-1], unit, unit[0]])
-    averaging = np.stack([(month == m) / np.sum(month == m) for m in range(1, 13)])
-    nodes = np.linalg.solve(averaging @ basis, np.asarray(monthly, dtype=float))
-    return basis @ nodes
-
-
-def _noon_interpolation(cal: _Calendar, daily: np.ndarray) -> np.ndarray:
+def _noon_interpolation(cal: Climatology, daily: np.ndarray) -> np.ndarray:
     """(days, 24): daily values placed at noon, linearly interpolated to the hours."""
     hours = np.arange(cal.days * HOURS_PER_DAY) + 0.5
     noon = np.arange(cal.days) * HOURS_PER_DAY + HOURS_PER_DAY / 2.0

@@ -10,6 +10,7 @@ import pytest
 
 from agri.analytics import agronomy as ag
 from agri.analytics import phenology as ph
+from agri.analytics import solar
 from agri.simulator.crop import daily_weather, grow
 from agri.simulator.fields import make_fields
 from agri.simulator.weather import YearType, simulate_weather
@@ -28,10 +29,12 @@ def _headings(year_type: YearType) -> pd.DataFrame:
         daily = daily_weather(simulate_weather(year=YEAR, seed=seed, year_type=year_type))
         for field in make_fields(rng, FIELDS_PER_SEASON, year=YEAR):
             growth = grow(field, daily, rng)
-            rows.append({"seed": seed, "cultivar": field.cultivar,
+            q = ph.cooling_degree_days(daily["tmean"], growth.phenology.dvi)
+            rows.append({"seed": seed, "field": field.id, "cultivar": field.cultivar,
                          "transplanted_on": field.transplanted_on,
                          "heading": growth.phenology.heading,
-                         "maturity": growth.phenology.maturity})
+                         "maturity": growth.phenology.maturity,
+                         "cold_q_cday": q, "cold_sterility_pct": ph.cold_sterility_pct(q)})
     return pd.DataFrame(rows)
 
 
@@ -58,6 +61,20 @@ def test_day_length_at_solstice_and_equinox() -> None:
     lengths = ph.day_length(40.6, days)
     assert lengths.shape == (30,)
     assert lengths.max() == pytest.approx(solstice, abs=0.01)
+
+
+def test_day_length_is_the_time_the_sun_is_up() -> None:
+    # The simulator's daylight (sun elevation) and the phenology's day length share one sun.
+    minutes = np.arange(24 * 60) / 60.0
+    for day in (date(YEAR, 3, 20), date(YEAR, 6, 21), date(YEAR, 12, 21)):
+        doy = day.timetuple().tm_yday
+        sin_h = solar.sin_elevation(latitude_deg=40.61, longitude_deg=140.46,
+                                    standard_meridian_deg=135.0, day_of_year=doy, hour=minutes)
+        up_h = (sin_h > np.sin(np.radians(solar.SUNRISE_ELEVATION_DEG))).sum() / 60.0
+        assert up_h == pytest.approx(ph.day_length(40.61, day), abs=2.0 / 60.0)
+        if day.month == 6:  # solar noon at the solstice: 90 - latitude + 23.44 deg
+            assert np.degrees(np.arcsin(sin_h.max())) == pytest.approx(90 - 40.61 + 23.44,
+                                                                       abs=0.1)
 
 
 def test_development_rate_follows_horie_and_nakagawa() -> None:
@@ -106,6 +123,27 @@ def test_seiten_no_hekireki_heads_before_tsugaru_roman(normal_years: pd.DataFram
 def test_cool_years_head_later(normal_years: pd.DataFrame, cool_years: pd.DataFrame) -> None:
     later = _offsets(cool_years, HEADING_PEAK).mean() - _offsets(normal_years, HEADING_PEAK).mean()
     assert later >= 4.0
+
+
+def test_cool_years_are_cold_at_meiosis_of_early_august_heading(
+        normal_years: pd.DataFrame, cool_years: pd.DataFrame) -> None:
+    # The same fields (same seeds, same draws) in a normal and in a cool summer. Cool-year
+    # crop failures came with a July or August mean at or below 20 C (AGRONOMY.md section 4):
+    # cold over the SIMRIW cold-sensitive window (0.75 <= DVI <= 1.2) of early-August heading.
+    both = normal_years.merge(cool_years, on=["seed", "field"], suffixes=("_normal", "_cool"))
+    assert len(both) == len(normal_years) == len(cool_years)
+    early = both[both["heading_normal"].between(HEADING_START, HEADING_END)]
+    assert len(early) >= 0.8 * len(both)
+    q = {kind: early[f"cold_q_cday_{kind}"].mean() for kind in ("normal", "cool")}
+    sterility = {kind: early[f"cold_sterility_pct_{kind}"].mean() for kind in ("normal", "cool")}
+    cold_seeds = early.groupby("seed")["cold_sterility_pct_cool"].mean()
+    figures = (f"{len(early)} fields heading {HEADING_START:%d}-{HEADING_END:%d %b} in a normal "
+               f"year, mean of {len(SEEDS)} seeds: Q {q['normal']:.1f} -> {q['cool']:.1f} "
+               f"Cel-day, sterility {sterility['normal']:.1f} -> {sterility['cool']:.1f} %; "
+               f"cool-year sterility by seed {cold_seeds.round(1).tolist()}")
+    assert q["cool"] >= max(5.0 * q["normal"], 25.0), figures
+    assert sterility["cool"] >= sterility["normal"] + 9.0, figures
+    assert (cold_seeds > sterility["normal"] + 2.0).mean() >= 0.7, figures
 
 
 def test_fit_g_recovers_a_known_g() -> None:

@@ -29,6 +29,9 @@ HIROSAKI_ANNUAL_PRECIPITATION_MM = 1100.0
 # June-August mean temperature by season type, C (Aomori 1993, a cool year: 18.3; a normal
 # year near 20-21; a hot year near 23).
 SUMMER_TARGET_C = {YearType.COOL: 18.5, YearType.NORMAL: 20.5, YearType.HOT: 23.0}
+SUMMER_MONTH_DAYS = np.array([30, 31, 31])
+# Tohoku crop failures came when the July or August mean was at or below 20 C.
+FAILURE_MONTH_MEAN_C = 20.0
 
 HOURLY_FIELDS = [f.name for f in fields(Weather) if f.name != "year"]
 DAILY_COLUMNS = ["date", "tmean", "tmax", "tmin", "precipitation_mm", "sunshine_h", "wind_ms",
@@ -42,12 +45,6 @@ def daily_table(weathers: list[Weather]) -> pd.DataFrame:
     frame = pd.concat([w.daily() for w in weathers], ignore_index=True)
     frame["month"] = [d.month for d in frame["date"]]
     return frame
-
-
-def summer_mean(weather: Weather) -> float:
-    """June-August mean of the daily means, C."""
-    days = daily_table([weather])
-    return float(days.loc[days["month"].between(6, 8), "tmean"].mean())
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +93,36 @@ def test_wet_and_dry_spells_persist(thirty_years):
     assert wet[1:][wet[:-1]].mean() > wet[1:][~wet[:-1]].mean() + 0.1
 
 
+@pytest.fixture(scope="module")
+def summer_months() -> dict[YearType, np.ndarray]:
+    """June, July and August mean temperature, C, of ten seasons of each type: (10, 3)."""
+    means = {}
+    for year_type in YearType:
+        seasons = []
+        for seed in range(10):
+            days = daily_table([simulate_weather(year=2001, seed=seed, year_type=year_type)])
+            seasons.append([days.loc[days["month"] == m, "tmean"].mean() for m in (6, 7, 8)])
+        means[year_type] = np.array(seasons)
+    return means
+
+
 @pytest.mark.parametrize("year_type", list(YearType))
-def test_summer_mean_of_each_year_type(year_type):
-    means = np.array([summer_mean(simulate_weather(year=2001, seed=seed, year_type=year_type))
-                      for seed in range(10)])
+def test_summer_mean_of_each_year_type(year_type, summer_months):
+    means = summer_months[year_type] @ SUMMER_MONTH_DAYS / SUMMER_MONTH_DAYS.sum()
     target = SUMMER_TARGET_C[year_type]
     assert abs(means.mean() - target) <= 0.5, means.round(2)
     assert np.abs(means - target).max() <= 1.0, means.round(2)
+
+
+def test_cool_summers_stay_cold_through_july_and_august(summer_months):
+    cool = summer_months[YearType.COOL]
+    departure = cool.mean(axis=0) - summer_months[YearType.NORMAL].mean(axis=0)
+    figures = f"cool Jun/Jul/Aug {cool.mean(axis=0).round(2)}, departure {departure.round(2)}"
+    # A cool season grows colder into August, when the crop heads (climate.SEASON_PROFILE).
+    assert departure[2] < departure[1] < departure[0] < 0.0, figures
+    assert departure[2] <= -2.0, figures
+    # Tohoku crops failed when July or August averaged 20 C or less.
+    assert (cool[:, 1:].min(axis=1) <= FAILURE_MONTH_MEAN_C).all(), cool.round(2)
 
 
 def test_same_seed_gives_identical_weather():
