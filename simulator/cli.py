@@ -17,11 +17,13 @@ from agri.simulator.weather import YearType
 DEFAULT_FIELDS = 12
 DEFAULT_SEED = 1
 DEFAULT_PREFIX = "sim"
+SEASON_WINDOW = ((5, 20), (9, 30))  # (month, day), inclusive: what a season publishes
+LIVE_FALLBACK = (7, 20)  # live replay start when today is outside SEASON_WINDOW
 
 DESCRIPTION = """\
 Simulate the Tsugaru plain: hourly weather, a season of paddies (fields,
-crop, water, drone surveys), and the sensors of that season publishing over
-MQTT as real devices would, with realistic faults.
+crop, water, drone surveys), and the sensors and drones of that season
+publishing over MQTT as real devices would, sensors with realistic faults.
 
 modes:
   weather      daily weather of N years to a CSV file (no servers needed)
@@ -38,12 +40,14 @@ modes:
   load         N devices publishing as fast as asked, for capacity tests
 
 live, accelerated and backfill register the season's fields (creating their
-farmers) and devices first, and may be run again: nothing is registered twice
-and a reading already stored is stored once. They run against the servers of
-`agri up` (AGRI_HOME) or against AGRI_DATABASE_URL / AGRI_MQTT_URL, publishing
-as the simulator account. Each prints a summary: messages and readings
-published, and how many ingest should store, see as repeats, and reject on
-purpose (spikes beyond a metric's physical range, clocks far off).
+farmers), devices and drones first, and may be run again: nothing is
+registered twice and a reading or flight record already stored is stored
+once. Besides the readings they send the drones' spray and survey flight
+records. They run against the servers of `agri up` (AGRI_HOME) or against
+AGRI_DATABASE_URL / AGRI_MQTT_URL, publishing as the simulator account. Each
+prints a summary: messages, readings and flight records published, and how
+many readings ingest should store, see as repeats, and reject on purpose
+(spikes beyond a metric's physical range, clocks far off).
 
 examples:
   agri simulate weather --years 30 --seed 7 --out weather.csv
@@ -102,8 +106,8 @@ def register(subparsers) -> None:
             ("accelerated", cmd_accelerated, "the season through the broker as fast as it "
              "takes it, stamped at the simulated times; ingest must accept readings that old "
              "(AGRI_MAX_AGE_DAYS, checked first)"),
-            ("backfill", cmd_backfill, "the readings ingest would store, written straight "
-             "into the database, stamped at the simulated times")):
+            ("backfill", cmd_backfill, "the readings and drone flight records ingest would "
+             "store, written straight into the database, stamped at the simulated times")):
         a = sub.add_parser(name, help=text.split(";")[0].split(",")[0], description=text)
         _season_args(a)
         a.add_argument("--start", metavar="MM-DD", default="05-20",
@@ -194,8 +198,23 @@ def _date(text: str, year: int | None, what: str) -> tuple[date, int | None]:
     return full, full.year
 
 
+def default_year(today: date) -> int:
+    """The latest season whose window is over."""
+    return today.year if today > date(today.year, *SEASON_WINDOW[1]) else today.year - 1
+
+
+def live_from_date(today: date, year: int) -> date:
+    """Today's month-day in season ``year`` if inside the season window, else 20 July."""
+    inside = SEASON_WINDOW[0] <= (today.month, today.day) <= SEASON_WINDOW[1]
+    return date(year, today.month, today.day) if inside else date(year, *LIVE_FALLBACK)
+
+
+def season_out(settings: Settings, *, year: int, seed: int, fields: int) -> Path:
+    """Where the publishing modes keep their season's files (fields, truth)."""
+    return settings.home / "simulator" / f"season-{year}-seed{seed}-{fields}fields"
+
+
 def _fleet(args, settings: Settings, year: int):
-    from agri.simulator.publish import season_out
     from agri.simulator.season import simulate_season
     from agri.simulator.sensors import Fleet
 
@@ -224,7 +243,7 @@ def cmd_weather(args, settings: Settings) -> int:
 
 
 def cmd_season(args, settings: Settings) -> int:
-    from agri.simulator.publish import default_year, today_local
+    from agri.simulator.publish import today_local
     from agri.simulator.season import SEASON_GSD_M, heading_summary, simulate_season
 
     season = simulate_season(fields=args.fields, seed=args.seed,
@@ -239,7 +258,7 @@ def cmd_season(args, settings: Settings) -> int:
 
 
 def cmd_live(args, settings: Settings) -> int:
-    from agri.simulator.publish import default_year, live_from_date, run_live, today_local
+    from agri.simulator.publish import run_live, today_local
 
     today = today_local()
     start, year = (_date(args.from_date, args.year, "--from-date") if args.from_date
@@ -252,7 +271,7 @@ def cmd_live(args, settings: Settings) -> int:
 
 
 def _window(args) -> tuple[int, date, date]:
-    from agri.simulator.publish import default_year, today_local
+    from agri.simulator.publish import today_local
 
     first, year = _date(args.start, args.year, "--start")
     last, year = _date(args.end, year, "--end")

@@ -7,31 +7,35 @@
 - accelerated: a whole season (or a date range) as fast as the broker takes
   it, stamped at the simulated times; ingest must accept readings that old
   (``AGRI_MAX_AGE_DAYS``), which is checked before anything is sent.
-- backfill: the readings ingest would store, written straight into the
-  database through :class:`agri.ingest.writer.Writer`, at the simulated times.
+- backfill: the readings and drone flight records ingest would store, written
+  straight into the database through :class:`agri.ingest.writer.Writer`, at
+  the simulated times.
 - load: N registered paddy-water devices (``load-<i>``) publishing SenML at a
   given total rate.
 
-Every mode registers the season's fields (upserted, owners created as
-farmers) and devices (existing ones are kept) first. MQTT goes through the
+Live and accelerated publish the season's drone flight records beside the
+readings (``Fleet.flights``), each when its drone has landed. Every mode
+registers the season's fields (upserted, owners created as farmers), devices
+and drones (existing ones are kept) first. MQTT goes through the
 simulator service account, QoS 1, with at most ``MAX_IN_FLIGHT`` messages
 unacknowledged (a paho publisher stalls beyond 65,535, when packet ids wrap)
 and never more than the broker's Receive Maximum. Each mode returns a
 :class:`Summary` whose expected counts reconcile exactly with the database:
 readings published = good (stored) + repeated (in duplicate messages, stored
-once) + rejected (beyond the physical range or the time limits).
+once) + rejected (beyond the physical range or the time limits); flight records
+published = rows in drone_records.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
 from datetime import date, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -48,17 +52,9 @@ from agri.ingest.validate import TimeLimits
 from agri.ingest.writer import Writer
 from agri.settings import Settings
 from agri.simulator.climate import TIMEZONE
+from agri.simulator.encoders import Message, Summary, senml_pack
 from agri.simulator.fields import fields_geojson
-from agri.simulator.sensors import (
-    DAY_S,
-    HOUR_S,
-    OFFLINE_HOURS,
-    SKEW_SMALL_S,
-    URN,
-    Fleet,
-    Meta,
-    local_midnight,
-)
+from agri.simulator.sensors import DAY_S, HOUR_S, OFFLINE_HOURS, SKEW_SMALL_S, Fleet, local_midnight
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +65,6 @@ LIVE_DRAIN_TIMEOUT_S = 10.0  # when stopped: `agri up` waits 20 s for its childr
 STALL_WARN_S = 30.0  # log when the broker acknowledges nothing for this long
 PROGRESS_EVERY_S = 5.0
 LIVE_PROGRESS_EVERY_S = 600.0
-SEASON_WINDOW = ((5, 20), (9, 30))  # (month, day), inclusive: what a season publishes
-LIVE_FALLBACK = (7, 20)  # live replay start when today is outside SEASON_WINDOW
 DEFAULT_HISTORY_H = 24.0
 AGE_MARGIN_S = 6 * HOUR_S  # slack in the age check for the run itself
 BACKFILL_BATCH_ROWS = 50_000
@@ -83,68 +77,8 @@ class SimulatorError(ValueError):
     """The simulator cannot run as asked; the message says what to change."""
 
 
-@dataclass
-class Summary:
-    """What a run sent, and what ingest is expected to make of it."""
-
-    mode: str
-    messages: int = 0
-    duplicates: int = 0  # messages published a second time
-    flushed: int = 0  # messages of store-and-forward bursts
-    readings: int = 0  # every reading of every message
-    good: int = 0  # distinct readings ingest should store
-    repeated: int = 0  # good readings of duplicate messages (stored once)
-    rejected: int = 0  # readings ingest should reject (range or time limits), every copy
-    rows_written: int = 0  # backfill: rows handed to the writer ...
-    rows_new: int = 0  # ... of which not stored before
-    seconds: float = 0.0
-
-    def count(self, meta: Meta, *, arrival: float, limits: TimeLimits | None) -> None:
-        self.messages += 1
-        self.duplicates += meta.duplicate
-        self.flushed += meta.flush
-        for _, t, _, ok in meta.readings:
-            self.readings += 1
-            if ok and limits is not None:
-                ok = arrival - limits.max_age_s <= t <= arrival + limits.max_future_s
-            if not ok:
-                self.rejected += 1
-            elif meta.duplicate:
-                self.repeated += 1
-            else:
-                self.good += 1
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def text(self) -> str:
-        rate = self.messages / self.seconds if self.seconds else 0.0
-        if self.mode == "backfill":
-            return (f"backfill: {self.rows_written:,} readings written in {self.seconds:.1f} s "
-                    f"({self.rows_new:,} new, {self.rows_written - self.rows_new:,} "
-                    f"stored before)")
-        return "\n".join([
-            f"{self.mode}: {self.messages:,} messages, {self.readings:,} readings in "
-            f"{self.seconds:.1f} s ({rate:,.0f} messages/s); {self.duplicates:,} duplicate "
-            f"messages, {self.flushed:,} in store-and-forward bursts",
-            f"  expected at ingest: {self.good:,} readings stored, {self.repeated:,} repeated "
-            f"in duplicates (stored once), {self.rejected:,} rejected on purpose (spikes "
-            f"beyond the physical range, clocks too far off)"])
-
-
-def default_year(today: date) -> int:
-    """The latest season whose window is over."""
-    return today.year if today > date(today.year, *SEASON_WINDOW[1]) else today.year - 1
-
-
 def today_local() -> date:
     return datetime.now(ZoneInfo(TIMEZONE)).date()
-
-
-def live_from_date(today: date, year: int) -> date:
-    """Today's month-day in season ``year`` if inside the season window, else 20 July."""
-    inside = SEASON_WINDOW[0] <= (today.month, today.day) <= SEASON_WINDOW[1]
-    return date(year, today.month, today.day) if inside else date(year, *LIVE_FALLBACK)
 
 
 # -- registration -------------------------------------------------------------------------
@@ -179,7 +113,7 @@ def register_devices(conn: psycopg.Connection,
 
 
 def register(settings: Settings, fleet: Fleet) -> None:
-    """Import the season's fields (creating their farmers) and register its devices."""
+    """Import the season's fields (creating their farmers), register its devices and drones."""
     with _database(settings) as conn:
         try:
             _, created = import_fields(conn, parse_features(fields_geojson(fleet.season.fields)),
@@ -189,15 +123,17 @@ def register(settings: Settings, fleet: Fleet) -> None:
                 from None
         conn.commit()
         added = register_devices(conn, [(d.id, d.profile, d.field, d.dev_eui)
-                                        for d in fleet.devices])
+                                        for d in fleet.devices]
+                                 + [(d, "drone", None, None) for d in fleet.flights.drones])
     if created:
         path = fleet.season.out / TOKENS_FILE
         tokens = orjson.loads(path.read_bytes()) if path.exists() else {}
         path.write_bytes(orjson.dumps(tokens | created, option=orjson.OPT_INDENT_2))
         path.chmod(0o600)
         logger.info("created %d farmers; their API tokens are in %s", len(created), path)
-    logger.info("registered %d fields and %d new devices (%d in the fleet)",
-                len(fleet.season.fields), added, len(fleet.devices))
+    logger.info("registered %d fields and %d new devices (%d sensors and %d drones in the "
+                "fleet)", len(fleet.season.fields), added, len(fleet.devices),
+                len(fleet.flights.drones))
 
 
 # -- MQTT ---------------------------------------------------------------------------------
@@ -288,6 +224,14 @@ class Publisher:
                                          f"after {timeout_s:.0f} s")
 
 
+def _messages(fleet: Fleet, start_s: float, end_s: float, *, shift_s: int = 0
+              ) -> Iterator[Message]:
+    """The sensors' messages and the drones' flight records, in publish order."""
+    return heapq.merge(fleet.messages(start_s, end_s, shift_s=shift_s),
+                       fleet.flights.messages(start_s, end_s, shift_s=shift_s),
+                       key=lambda m: m[2].publish_s)
+
+
 def _client_id(mode: str) -> str:
     return f"agri-simulator-{mode}-{os.getpid()}"
 
@@ -335,7 +279,7 @@ def run_accelerated(settings: Settings, fleet: Fleet, *, first: date, last: date
     began = time.monotonic()
     next_log = began + PROGRESS_EVERY_S
     with Publisher(settings.broker_url("simulator"), client_id=_client_id("accel")) as pub:
-        for topic, payload, meta in fleet.messages(start_s, end_s):
+        for topic, payload, meta in _messages(fleet, start_s, end_s):
             pub.publish(topic, payload)
             summary.count(meta, arrival=time.time(), limits=limits)
             if time.monotonic() >= next_log:
@@ -351,7 +295,8 @@ def run_accelerated(settings: Settings, fleet: Fleet, *, first: date, last: date
 
 
 def run_backfill(settings: Settings, fleet: Fleet, *, first: date, last: date) -> Summary:
-    """Write the readings of ``first``..``last`` into the database, stamped as simulated."""
+    """Write the readings and drone flight records of ``first``..``last`` into the database,
+    stamped as simulated."""
     start_s, end_s = season_window(fleet, first, last)
     register(settings, fleet)
     summary = Summary("backfill")
@@ -364,6 +309,10 @@ def run_backfill(settings: Settings, fleet: Fleet, *, first: date, last: date) -
             summary.rows_new += written.stored
             logger.info("backfill: %s reached, %d readings written", _day(rows[-1][2]),
                         summary.rows_written)
+        flights = fleet.flights.rows(start_s, end_s)
+        if flights:
+            writer.write(Batch(flights=flights))
+        summary.flights = len(flights)
     finally:
         writer.close()
     summary.seconds = time.monotonic() - began
@@ -389,9 +338,9 @@ def run_live(settings: Settings, fleet: Fleet, *, from_date: date, stop: threadi
     next_log = began + LIVE_PROGRESS_EVERY_S
     with Publisher(settings.broker_url("simulator"), client_id=_client_id("live"),
                    drain_timeout_s=LIVE_DRAIN_TIMEOUT_S) as pub:
-        for topic, payload, meta in fleet.messages(max(sim_now - history_h * HOUR_S,
-                                                       fleet.span[0]), fleet.span[1],
-                                                   shift_s=shift_s):
+        for topic, payload, meta in _messages(fleet, max(sim_now - history_h * HOUR_S,
+                                                         fleet.span[0]), fleet.span[1],
+                                              shift_s=shift_s):
             if meta.publish_s >= until or stop.wait(max(meta.publish_s - time.time(), 0.0)):
                 break
             pub.publish(topic, payload)
@@ -431,10 +380,9 @@ def run_load(settings: Settings, *, devices: int, rate: float, seconds: float,
             if (ahead > PACE_SLACK_S and stop.wait(ahead)) or stop.is_set():
                 break
             device = ids[j % devices]
-            pack = [{"bn": f"{URN}{device}:", "bt": round(t0 + j / rate, 6), "n": "water_level",
-                     "u": "m", "v": LOAD_LEVEL_M}, {"n": "water_temp", "u": "Cel",
-                                                   "v": LOAD_TEMP_C + (j % 100) / 100}]
-            pub.publish(senml_topic(device), orjson.dumps(pack))
+            pub.publish(senml_topic(device), senml_pack(device, round(t0 + j / rate, 6), {
+                "water_level": ("m", LOAD_LEVEL_M),
+                "water_temp": ("Cel", LOAD_TEMP_C + (j % 100) / 100)}))
             summary.messages += 1
             summary.readings += 2
             summary.good += 2
@@ -449,8 +397,3 @@ def run_load(settings: Settings, *, devices: int, rate: float, seconds: float,
 def _warn_refused(pub: Publisher) -> None:
     if pub.failed:
         logger.error("%d messages were refused by the broker", pub.failed)
-
-
-def season_out(settings: Settings, *, year: int, seed: int, fields: int) -> Path:
-    """Where the publishing modes keep their season's files (fields, truth)."""
-    return settings.home / "simulator" / f"season-{year}-seed{seed}-{fields}fields"

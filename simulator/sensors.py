@@ -1,5 +1,6 @@
 """The sensors of a simulated season: a fleet of devices on the season's fields, their
-readings from the season's true hourly series, realistic faults, and their MQTT messages.
+readings from the season's true hourly series, realistic faults, and their MQTT messages
+(encoded by :mod:`agri.simulator.encoders`; the drones' records are in ``Fleet.flights``).
 
 Fleet: a paddy-water sensor on most fields, a weather station per block (on its first
 field), a soil probe on some fields; ids ``{prefix}-pw-{field}``, ``{prefix}-ws-{block}``,
@@ -17,7 +18,7 @@ paddies. Then noise, rounding and faults; only out-of-range spikes leave a metri
 physical range (ingest rejects them, as it should).
 
 Faults kept as truth: episodes (stuck, drift, clock-skew, offline, battery-death) in
-``Fleet.faults``; per message (gaps aside, which leave no message) in :class:`Meta`. Clock
+``Fleet.faults``; per message (gaps aside, which leave no message) in its ``Meta``. Clock
 offsets are never a multiple of 600 s, so a skewed reading never takes another's time.
 Every draw comes from a ``(seed, crc32(device id), ...)`` stream: a device's messages do
 not depend on the window asked for nor on the rest of the fleet. Times are seconds since
@@ -26,27 +27,21 @@ not depend on the window asked for nor on the rest of the fleet. Times are secon
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import heapq
 import itertools
-import uuid
 import zlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime
-from enum import StrEnum
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import cbor2
 import numpy as np
-import orjson
 
-from agri.devices.codecs import CBOR_LABELS
 from agri.devices.profiles import METRICS, PROFILES
-from agri.devices.topics import chirpstack_uplink_topic, senml_topic, tts_uplink_topic
 from agri.simulator.climate import TIMEZONE
+from agri.simulator.encoders import Device, FlightLog, Message, Transport, transmission
 from agri.simulator.water import MIN_LEVEL_M
 
 if TYPE_CHECKING:
@@ -55,15 +50,6 @@ if TYPE_CHECKING:
 DAY_S, HOUR_S = 86_400, 3_600
 PADDY_FIELD_SHARE = 0.9
 SOIL_FIELD_SHARE = 0.25
-
-
-class Transport(StrEnum):
-    SENML = "senml"
-    SENML_CBOR = "senml-cbor"
-    TTS = "tts"
-    CHIRPSTACK = "chirpstack"
-
-
 T = Transport
 # Cycled from a random start, so the shares hold for any fleet size: paddy 50 % SenML JSON,
 # 10 % CBOR, 20 % each LoRaWAN network server; weather stations on LTE; soil mostly LoRa.
@@ -72,9 +58,6 @@ TRANSPORTS = {"paddy-water": (T.SENML, T.TTS, T.SENML, T.CHIRPSTACK, T.SENML_CBO
               "weather-station": (T.SENML, T.SENML, T.SENML_CBOR),
               "soil": (T.CHIRPSTACK, T.TTS, T.SENML)}
 LEVEL_IN_CM_SHARE = 0.3  # SenML paddy sensors that send the water level in cm
-TTS_APP, TTS_TENANT, GATEWAY = "aomori-paddies", "ttn", "sim-gateway-1"
-CHIRPSTACK_APP = "3f6c2a9e-5b1d-4c8e-9a7f-2d4b6e8c0a1f"
-URN = "urn:dev:sim:"  # SenML base name: identifies the device only (stripped on ingest)
 LATENCY_S = (0.2, 3.0)  # device to broker
 DUPLICATE_DELAY_S = (1.0, 30.0)  # a duplicate follows its original by this much
 RECONNECT_S = 20.0  # from the end of an outage to the first flushed pack
@@ -102,9 +85,7 @@ DECIMALS = {"water_level": 3, "water_temp": 2, "battery": 0, "air_temp": 2, "rel
             "sunshine_duration": 0, "leaf_wetness": 2, "soil_moisture": 3, "soil_temp": 2,
             "soil_ec": 3}
 ROWS_PER_CHUNK = 50_000
-_LABEL = {name: label for label, name in CBOR_LABELS.items()}
 _EPISODES, _DAYS, _FLUSH = 1, 2, 3  # random stream keys
-Reading = tuple[str, float, float, bool]  # metric, time (s), value (canonical unit), in range
 Row = tuple[str, str, float, float, float]  # device, metric, time (s), value, received (s)
 
 
@@ -138,18 +119,6 @@ class FaultRates:
 
 
 @dataclass(frozen=True, slots=True)
-class Device:
-    id: str
-    profile: str
-    field: str  # the field it stands in
-    transport: Transport
-    dev_eui: str | None  # ChirpStack devices only
-    phase_s: int  # its reporting grid: times = phase_s (mod base_s)
-    base_s: int  # shortest interval of its profile: one message each
-    level_unit: str = "m"
-
-
-@dataclass(frozen=True, slots=True)
 class Fault:
     """An injected episode over simulated (unshifted) times. ``value``: the stuck value
     (canonical unit), the drift per day, or the clock offset (s)."""
@@ -162,33 +131,9 @@ class Fault:
     value: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class Meta:
-    """What a message carries, as ingest should see it (times stamped, values canonical)."""
-
-    device: str
-    publish_s: float
-    readings: tuple[Reading, ...]
-    spikes: int = 0
-    duplicate: bool = False  # the second publish of a message
-    flush: bool = False  # part of a store-and-forward burst
-
-    @property
-    def bad(self) -> int:
-        """Readings beyond the physical range (rejected by ingest)."""
-        return sum(not r[3] for r in self.readings)
-
-
-Message = tuple[str, bytes, Meta]
-
-
 def local_midnight(day: date) -> float:
     """Seconds since 1970 of 00:00 Asia/Tokyo on ``day``."""
     return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(TIMEZONE)).timestamp()
-
-
-def rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Fleet:
@@ -225,6 +170,7 @@ class Fleet:
         self.faults: list[Fault] = [x for d in self.devices for x in self._episodes(d)]
         self._by_device = {d.id: [x for x in self.faults if x.device == d.id]
                            for d in self.devices}
+        self.flights = FlightLog(season, seed=seed, prefix=prefix)  # the drones' records
 
     def _add(self, rng: np.random.Generator, cycle: dict[str, int], device_id: str,
              profile: str, field_id: str, truth: dict[str, tuple]) -> None:
@@ -387,8 +333,9 @@ class Fleet:
             if buffering[i]:
                 buffer.append((t, t + skew_l[i] + shift_s, records))
             elif not silent[i]:
-                out += self._encode(dev, [(t + skew_l[i] + shift_s, records)],
-                                    t + shift_s + latency_l[i], dup_l[i], delay_l[i])
+                out += transmission(dev, [(t + skew_l[i] + shift_s, records)],
+                                    t + shift_s + latency_l[i], duplicate=dup_l[i],
+                                    delay_s=delay_l[i])
         return out
 
     def _values(self, dev: Device, metric: str, times: np.ndarray, faults: list[Fault],
@@ -426,70 +373,10 @@ class Fleet:
         for k in range(0, len(buffer), FLUSH_PACK_SLOTS):
             slots = [(t_dev, records) for _, t_dev, records in buffer[k:k + FLUSH_PACK_SLOTS]]
             p = outage.end_s + shift_s + RECONNECT_S + FLUSH_SPACING_S * (k // FLUSH_PACK_SLOTS)
-            out += self._encode(dev, slots, p, bool(rng.random() < self.rates.duplicate),
-                                float(rng.uniform(*DUPLICATE_DELAY_S)), flush=True)
+            duplicate = bool(rng.random() < self.rates.duplicate)
+            out += transmission(dev, slots, p, duplicate=duplicate,
+                                delay_s=float(rng.uniform(*DUPLICATE_DELAY_S)), flush=True)
         return out
-
-    def _encode(self, dev: Device, slots: list, publish_s: float, duplicate: bool,
-                delay_s: float, *, flush: bool = False) -> list[Message]:
-        """The message of ``slots`` [(device time, [(metric, value, ok, spike)])], and its
-        duplicate when there is one."""
-        readings = tuple((m, t, v / 100.0 if m == "water_level" and dev.level_unit == "cm"
-                          else v, ok) for t, records in slots for m, v, ok, _ in records)
-        spikes = sum(spike for _, records in slots for *_, spike in records)
-        topic, payload = _ENCODERS[dev.transport](dev, slots, publish_s)
-        meta = Meta(dev.id, publish_s, readings, spikes, flush=flush)
-        if not duplicate:
-            return [(topic, payload, meta)]
-        again = Meta(dev.id, publish_s + delay_s, readings, spikes, duplicate=True, flush=flush)
-        return [(topic, payload, meta), (topic, payload, again)]
-
-
-def _tts(dev: Device, slots: list, publish_s: float) -> tuple[str, bytes]:
-    """The Things Stack v3 uplink: one transmission, timed by the network server."""
-    (t, records), = slots
-    return tts_uplink_topic(app=TTS_APP, tenant=TTS_TENANT, device_id=dev.id), orjson.dumps({
-        "end_device_ids": {"device_id": dev.id, "application_ids": {"application_id": TTS_APP}},
-        "received_at": rfc3339(publish_s),
-        "uplink_message": {"f_port": 2, "decoded_payload": {m: v for m, v, *_ in records},
-                           "rx_metadata": [{"gateway_ids": {"gateway_id": GATEWAY},
-                                            "time": rfc3339(t)}],
-                           "received_at": rfc3339(t)}})
-
-
-def _chirpstack(dev: Device, slots: list, publish_s: float) -> tuple[str, bytes]:
-    """ChirpStack v4 uplink event: one transmission; ``data`` holds the values as float32."""
-    (t, records), = slots
-    dedup = uuid.UUID(bytes=hashlib.sha256(f"{dev.id}/{t}".encode()).digest()[:16])
-    values = np.array([v for _, v, *_ in records], ">f4").tobytes()
-    return chirpstack_uplink_topic(application_id=CHIRPSTACK_APP, dev_eui=dev.dev_eui), \
-        orjson.dumps({"deduplicationId": str(dedup), "time": rfc3339(t),
-                      "deviceInfo": {"applicationId": CHIRPSTACK_APP, "applicationName": TTS_APP,
-                                     "deviceProfileName": dev.profile, "deviceName": dev.id,
-                                     "devEui": dev.dev_eui},
-                      "fPort": 2, "data": base64.b64encode(values).decode(),
-                      "object": {m: v for m, v, *_ in records}})
-
-
-def _senml(dev: Device, slots: list, publish_s: float) -> tuple[str, bytes]:
-    """A SenML pack (JSON or CBOR) of one or more transmissions, times relative to ``bt``."""
-    pack: list[dict] = []
-    for t, records in slots:
-        for m, v, *_ in records:
-            rec = {"n": m, "u": dev.level_unit if m == "water_level" else METRICS[m].unit,
-                   "v": v}
-            if not pack:
-                rec = {"bn": f"{URN}{dev.id}:", "bt": int(t), **rec}
-            elif t != pack[0]["bt"]:
-                rec["t"] = int(t - pack[0]["bt"])
-            pack.append(rec)
-    if dev.transport is T.SENML_CBOR:
-        return senml_topic(dev.id, cbor=True), cbor2.dumps(
-            [{_LABEL[k]: x for k, x in r.items()} for r in pack])
-    return senml_topic(dev.id), orjson.dumps(pack)
-
-
-_ENCODERS = {T.SENML: _senml, T.SENML_CBOR: _senml, T.TTS: _tts, T.CHIRPSTACK: _chirpstack}
 
 
 def _weather_truth(season: Season) -> dict[str, tuple]:

@@ -1,11 +1,13 @@
 """Simulated sensors: fault rates as set, determinism, store-and-forward bursts, exact
-duplicates, and payloads that the platform's codecs decode to the intended readings."""
+duplicates, and payloads that the platform's codecs decode to the intended readings; the
+drones' flight records as ingest reads them."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from agri.devices import codecs
 from agri.devices.profiles import METRICS, PROFILES
 from agri.devices.topics import Format, parse
-from agri.simulator.season import simulate_season
+from agri.simulator.season import SURVEY_DAYS_FROM_HEADING, simulate_season
 from agri.simulator.sensors import (
     BATTERY_DEAD_PCT,
     DAY_S,
@@ -286,3 +288,34 @@ def test_no_faults_means_every_reading_on_time(season, window):
 def test_rates_outside_zero_to_one_are_refused():
     with pytest.raises(ValueError, match="gap"):
         FaultRates(gap=1.5)
+
+
+def test_drone_flight_records_are_published_once_each_as_ingest_reads_them(season, fleet):
+    records = fleet.flights.records
+    kinds = Counter(r["kind"] for r in records)
+    blocks = {f.block.id for f in season.fields}
+    assert kinds["spray"] == sum(r["kind"] == "spray" for r in season.flights) > 0
+    assert kinds["survey"] == len(SURVEY_DAYS_FROM_HEADING) * len(blocks)
+    assert not any("image" in r for r in records), "no GeoTIFFs were written"
+    assert set(fleet.flights.drones) == {r["drone_id"] for r in records}
+    assert all(d.startswith("sim-") for d in fleet.flights.drones)
+
+    shift = 100 * DAY_S
+    plain = list(fleet.flights.messages(*fleet.span))
+    shifted = list(fleet.flights.messages(*fleet.span, shift_s=shift))
+    assert len(plain) == len(shifted) == len(records)
+    keys = set()
+    for (topic, payload, meta), (_, later, meta_later) in zip(plain, shifted, strict=True):
+        route, body = parse(topic), json.loads(payload)
+        assert route.format is Format.FLIGHTS and route.device == meta.device == body["drone_id"]
+        started = datetime.fromisoformat(body["started_at"]).timestamp()
+        assert meta.flight == (body["kind"], started, body.get("field"))
+        assert meta.publish_s > datetime.fromisoformat(body["ended_at"]).timestamp() > started
+        assert meta_later.flight == (body["kind"], started + shift, body.get("field"))
+        assert meta_later.publish_s == meta.publish_s + shift
+        assert datetime.fromisoformat(json.loads(later)["started_at"]).timestamp() \
+            == started + shift
+        keys.add((meta.device, started, body["kind"]))
+    assert len(keys) == len(records), "ingest keys a record by drone, start and kind"
+    times = [m.publish_s for _, _, m in plain]
+    assert times == sorted(times)
