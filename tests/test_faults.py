@@ -137,3 +137,21 @@ def test_three_workers_split_the_load_and_retired_ones_are_drained(platform):
     stats = dict(platform.sql("SELECT worker, (counters->>'readings_stored')::float "
                               "FROM ingest_stats WHERE worker IN ('s1', 's2', 's3')"))
     assert all(stats.get(w, 0) > 0 for w in ("s1", "s2", "s3")), stats
+
+
+def test_broker_restart_keeps_what_waits_for_ingest(platform):
+    """Messages queued at the broker for a stopped worker's persistent session
+    survive a broker restart (persistence on) and are stored once."""
+    worker = platform.start_ingest("b1")
+    platform.stop_ingest(worker, retire=False)  # its session waits at the broker
+    stream = Stream(platform, "brk", devices=3, messages=3_000).start()
+    stream.join()
+    platform.stack.mosquitto.stop()
+    platform.stack.mosquitto.start()
+    platform.stack.state.pids["mosquitto"] = platform.stack.mosquitto.proc.pid
+    platform.stack.save()
+    worker = platform.start_ingest("b1")
+    try:
+        _assert_exact(platform, "brk", stream)
+    finally:
+        platform.stop_ingest(worker)
