@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import psycopg
-from psycopg.rows import class_row
 
 from agri.devices.credentials import new_token, token_digest
 
@@ -55,8 +54,7 @@ def add_user(conn: psycopg.Connection, *, name: str, role: str,
     return token
 
 
-def user_by_token(conn: psycopg.Connection, token: str) -> User | None:
-    with conn.cursor(row_factory=class_row(User)) as cur:
-        return cur.execute(
-            "SELECT name, role, regions FROM users "
-            "WHERE token_hash = %s AND disabled_at IS NULL", (token_digest(token),)).fetchone()
+# The user a bearer token belongs to (its SHA-256 is stored, never the token).
+USER_BY_TOKEN = (
+    "SELECT name, role, regions FROM users WHERE token_hash = %s "  # noqa: S105 - SQL, no secret
+    "AND disabled_at IS NULL")

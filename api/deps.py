@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
-from agri.api.accounts import User
+from agri.api.accounts import USER_BY_TOKEN, User
 from agri.devices.credentials import token_digest
 from agri.settings import Settings
 
@@ -43,9 +43,7 @@ async def current_user(
         raise HTTPException(401, "missing bearer token: send Authorization: Bearer <token>",
                             headers={"WWW-Authenticate": "Bearer"})
     async with conn.cursor(row_factory=class_row(User)) as cur:
-        await cur.execute("SELECT name, role, regions FROM users "
-                          "WHERE token_hash = %s AND disabled_at IS NULL",
-                          (token_digest(credentials.credentials),))
+        await cur.execute(USER_BY_TOKEN, (token_digest(credentials.credentials),))
         user = await cur.fetchone()
     if user is None:
         raise HTTPException(401, "unknown or disabled token", headers={"WWW-Authenticate":

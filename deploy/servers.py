@@ -90,6 +90,14 @@ def give_to_service(path: Path, *, mode: int | None = None) -> None:
                 f"choose an AGRI_HOME outside it or run `chmod o+x {parent}`")
 
 
+def _spawn(args: list[str], log_path: Path) -> subprocess.Popen:
+    """Start a server as the service user, in a session of its own (Ctrl-C at
+    the terminal reaches only the supervisor), its output appended to a log."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(_as_service(args), stdout=log, stderr=log,
+                                start_new_session=True)
+
+
 def _stop(proc: subprocess.Popen | None, sig: int, name: str) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -155,7 +163,6 @@ class Postgres:
             pwfile.unlink(missing_ok=True)
 
     def start(self, *, timeout_s: float = 60.0) -> None:
-        log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - kept open for the child
         settings = {
             "port": str(self.port),
             "listen_addresses": "127.0.0.1",
@@ -171,9 +178,7 @@ class Postgres:
         args = [str(pg_bindir() / "postgres"), "-D", str(self.data)]
         for key, value in settings.items():
             args += ["-c", f"{key}={value}"]
-        self.proc = subprocess.Popen(_as_service(args), stdout=log, stderr=log,
-                                     start_new_session=True)
-        log.close()
+        self.proc = _spawn(args, self.root / "postgres.log")
         admin = self.url.rsplit("/", 1)[0] + "/postgres"
         try:
             wait_ready(admin, timeout_s=timeout_s)
@@ -247,10 +252,7 @@ connection_messages false
 """)
 
     def start(self, *, timeout_s: float = 30.0) -> None:
-        log = open(self.root / "mosquitto.log", "ab")  # noqa: SIM115 - kept open for the child
-        self.proc = subprocess.Popen(_as_service(["mosquitto", "-c", str(self.config)]),
-                                     stdout=log, stderr=log, start_new_session=True)
-        log.close()
+        self.proc = _spawn(["mosquitto", "-c", str(self.config)], self.root / "mosquitto.log")
         deadline = time.monotonic() + timeout_s
         while True:
             if self.proc.poll() is not None:

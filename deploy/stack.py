@@ -19,7 +19,7 @@ import orjson
 from agri.db import connect
 from agri.deploy import servers
 from agri.deploy.migrate import migrate
-from agri.devices import broker_auth
+from agri.devices import broker_auth, registry
 from agri.devices.credentials import new_password, new_token
 
 logger = logging.getLogger(__name__)
@@ -116,12 +116,8 @@ class EmbeddedStack:
         self.save()
 
     def sync_broker(self) -> None:
-        with connect(self.database_url) as conn:
-            devices = conn.execute(
-                "SELECT id, password_hash FROM devices WHERE revoked_at IS NULL ORDER BY id"
-            ).fetchall()
         write_broker_files(self.mosquitto.root, services=self.state.service_passwords,
-                           devices=devices)
+                           database_url=self.database_url)
         self.mosquitto.reload()
 
     def stop(self) -> None:
@@ -131,8 +127,10 @@ class EmbeddedStack:
         self.save()
 
 
-def write_broker_files(root: Path, *, services: dict[str, str],
-                       devices: list[tuple[str, str]]) -> None:
+def write_broker_files(root: Path, *, services: dict[str, str], database_url: str) -> None:
+    """The broker's password file (service accounts and active devices) and ACL."""
+    with connect(database_url) as conn:
+        devices = registry.active_credentials(conn)
     owner = servers._service_ids()  # noqa: SLF001 - same package
     broker_auth.write_atomically(root / "passwd",
                                  broker_auth.password_text(services=services, devices=devices),
@@ -147,12 +145,8 @@ def reload_running_broker(home: Path, database_url: str) -> bool:
     if not state_file.exists():
         return False
     raw = orjson.loads(state_file.read_bytes())
-    with connect(database_url) as conn:
-        devices = conn.execute(
-            "SELECT id, password_hash FROM devices WHERE revoked_at IS NULL ORDER BY id"
-        ).fetchall()
-    root = home / "mosquitto"
-    write_broker_files(root, services=raw["service_passwords"], devices=devices)
+    write_broker_files(home / "mosquitto", services=raw["service_passwords"],
+                       database_url=database_url)
     pid = raw.get("pids", {}).get("mosquitto")
     if pid:
         try:

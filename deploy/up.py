@@ -141,6 +141,7 @@ def _announce(settings: Settings, stack: EmbeddedStack | None, port: int, simula
     else:
         lines.append("  log in     create a user: agri users add --name NAME --role admin")
     if simulate:
-        lines.append("  simulator  publishing a season: paddy water sensors, weather stations, soil probes and drones (SenML and LoRaWAN uplinks)")
+        lines.append("  simulator  publishing a season: paddy water sensors, weather stations, "
+                     "soil probes and drones (SenML and LoRaWAN uplinks)")
     lines.append("  Ctrl-C stops everything")
     print("\n".join(lines), flush=True)

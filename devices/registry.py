@@ -77,6 +77,12 @@ def list_devices(conn: psycopg.Connection, *, field_id: str | None = None) -> li
             "ORDER BY id", {"f": field_id}).fetchall()
 
 
+def active_credentials(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    """(id, password hash) of every device the broker should let in."""
+    return conn.execute("SELECT id, password_hash FROM devices WHERE revoked_at IS NULL "
+                        "ORDER BY id").fetchall()
+
+
 def revoke_device(conn: psycopg.Connection, device_id: str) -> bool:
     """Revoke; False if there is no such device. Revoking twice is harmless."""
     with conn.transaction():
