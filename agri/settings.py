@@ -4,6 +4,11 @@ No other module reads ``os.environ``. When ``AGRI_DATABASE_URL`` or
 ``AGRI_MQTT_URL`` is unset, the servers of the embedded stack started by
 ``agri up`` under ``AGRI_HOME`` are used (their addresses and generated
 passwords are in ``AGRI_HOME/stack.json``).
+
+In production each process gets its own ``AGRI_DATABASE_URL``: the migration
+owner for ``agri db migrate`` and the CLI, a login of the ingest or API role
+for those services (see ``deploy/db_roles.py``). ``AGRI_DATABASE_READ_URL``
+names a streaming replica the API reads from.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 
 import orjson
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +30,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path(".agri"), description="state directory of the embedded stack")
     database_url: str | None = None
+    database_read_url: str | None = Field(
+        default=None, description="a streaming replica for the API's reads")
     mqtt_url: str | None = Field(default=None, description="mqtt://user:password@host:port")
     # Ingest.
     ingest_worker: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,32}$",
@@ -43,6 +50,20 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65_535)
     raw_retention_days: int | None = Field(default=None, ge=1,
                                            description="drop raw readings older than this")
+    compress_after_days: float | None = Field(
+        default=None, gt=0,
+        description="compress raw readings older than this (editions with compression only)")
+
+    @field_validator("compress_after_days")
+    @classmethod
+    def _compress_after_oldest_accepted(cls, value: float | None,
+                                        info: ValidationInfo) -> float | None:
+        max_age = info.data.get("max_age_days")
+        if value is not None and max_age is not None and value <= max_age:
+            raise ValueError(
+                f"must be more than AGRI_MAX_AGE_DAYS ({max_age:g}), the oldest reading "
+                f"ingest accepts: ingest cannot write into compressed chunks")
+        return value
 
     @cached_property
     def stack_file(self) -> Path:
@@ -54,16 +75,25 @@ class Settings(BaseSettings):
         except FileNotFoundError:
             return {}
 
-    def db_url(self) -> str:
-        """The database URL: AGRI_DATABASE_URL, else the embedded stack's."""
+    def db_url(self, role: str = "owner") -> str:
+        """The database URL for ``role`` ("owner", the migration owner, or a
+        service: "ingest", "api"): AGRI_DATABASE_URL when set (in production
+        each process gets its own), else the embedded stack's login for it."""
         if self.database_url:
             return self.database_url
-        url = self._stack().get("database_url")
+        stack = self._stack()
+        url = stack.get("database_urls", {}).get(role)
+        if not url and role == "owner":
+            url = stack.get("database_url")
         if not url:
             raise SettingsError(
                 f"no database: set AGRI_DATABASE_URL, or start the embedded stack with "
                 f"`agri up` (AGRI_HOME={self.home})")
         return url
+
+    def db_read_url(self) -> str | None:
+        """The replica the API reads from (AGRI_DATABASE_READ_URL), or None."""
+        return self.database_read_url or None
 
     def broker_url(self, account: str = "ingest") -> str:
         """The MQTT URL for one of the platform's service accounts."""

@@ -1,5 +1,10 @@
 """Periodic upkeep that must run once whichever worker takes it: dropping raw
-readings past the retention period (rollups are kept)."""
+readings past the retention period (rollups are kept).
+
+Ingest does not own the readings hypertable, so it cannot call
+``drop_chunks`` itself: it calls ``drop_old_readings(interval)``, a function
+of migration 004 that runs with the owner's rights and only drops raw
+readings at least a day old."""
 
 from __future__ import annotations
 
@@ -22,9 +27,9 @@ def drop_old_readings(conn: psycopg.Connection, *, keep_days: int) -> int:
                               (RETENTION_LOCK_ID,)).fetchone()[0]
         if not locked:
             return -1
-        dropped = conn.execute("SELECT drop_chunks('readings', older_than => %s)",
-                               (timedelta(days=keep_days),)).fetchall()
+        dropped = conn.execute("SELECT drop_old_readings(%s)",
+                               (timedelta(days=keep_days),)).fetchone()[0]
     if dropped:
         logger.info("retention: dropped %d chunks of raw readings older than %d days",
-                    len(dropped), keep_days)
-    return len(dropped)
+                    dropped, keep_days)
+    return dropped

@@ -1,7 +1,8 @@
--- Hourly and daily rollups maintained by the platform (the Apache build of
--- TimescaleDB has no continuous aggregates). Ingest adds exactly the rows it
--- inserted, in the same transaction, so the rollups stay exact under
--- redelivery. Days are Asia/Tokyo calendar days.
+-- Hourly and daily rollups maintained by the platform, on every edition of
+-- TimescaleDB (the Apache build has no continuous aggregates; one path for
+-- both keeps it the tested one). Ingest adds exactly the rows it inserted, in
+-- the same transaction, so the rollups stay exact under redelivery. Days are
+-- Asia/Tokyo calendar days.
 CREATE TABLE readings_hourly (
     device_id text COLLATE "C" NOT NULL,
     metric    text COLLATE "C" NOT NULL,

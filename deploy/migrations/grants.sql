@@ -1,0 +1,28 @@
+-- Rights of the service roles, the one place that lists them. Applied at the
+-- end of every migration run (idempotent), after the numbered migrations, so
+-- a migration that adds a table adds its grants here. Nothing here gives
+-- ownership, CREATE on a schema or superuser rights: only the migration owner
+-- changes the schema.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO agri_ingest, agri_api;
+
+-- Ingest (ingest/writer.py, stats.py, directory.py, maintenance.py): looks
+-- up devices (never their password hashes), writes readings, rollups,
+-- rejects, device events, drone records and its counters. RETURNING and the
+-- rollups' ON CONFLICT DO UPDATE read what they write.
+GRANT SELECT (id, profile, field_id, owner, dev_eui, created_at, revoked_at) ON devices
+    TO agri_ingest;
+GRANT SELECT ON fields, device_profiles, platform_features TO agri_ingest;
+GRANT SELECT, INSERT ON readings TO agri_ingest;
+GRANT SELECT, INSERT, UPDATE ON readings_hourly, readings_daily TO agri_ingest;
+GRANT INSERT ON rejects, device_events, drone_records TO agri_ingest;
+GRANT USAGE ON SEQUENCE rejects_id_seq TO agri_ingest;
+GRANT SELECT, INSERT, UPDATE ON ingest_stats TO agri_ingest;
+GRANT EXECUTE ON FUNCTION drop_old_readings(interval) TO agri_ingest;
+
+-- API (api/): reads what it serves; looks users up by token hash.
+GRANT SELECT (name, role, regions, token_hash, created_at, disabled_at) ON users TO agri_api;
+GRANT SELECT (id, profile, field_id, owner, dev_eui, created_at, revoked_at) ON devices
+    TO agri_api;
+GRANT SELECT ON fields, device_profiles, platform_features, readings, readings_hourly,
+    readings_daily, rejects, device_events, drone_records, ingest_stats TO agri_api;
