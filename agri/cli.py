@@ -10,6 +10,9 @@ from pathlib import Path
 
 import orjson
 
+from agri.api.accounts import Role
+from agri.devices.broker_accounts import BrokerAccountError
+from agri.devices.dynsec import DynSecError
 from agri.settings import SettingsError, load
 
 logger = logging.getLogger("agri")
@@ -28,7 +31,7 @@ def _db(settings):
 def cmd_up(args, settings) -> int:
     from agri.deploy.up import run_up
 
-    return run_up(settings, simulate=args.simulate, api_port=args.api_port)
+    return run_up(settings, simulate=args.simulate, api_port=args.api_port, tls=args.tls)
 
 
 def cmd_db_migrate(args, settings) -> int:
@@ -45,11 +48,32 @@ def cmd_ingest(args, settings) -> int:
 
     if args.worker:
         settings = settings.model_copy(update={"ingest_worker": args.worker})
+    settings = _as_service_account(settings, "ingest", sync=not args.retire)
     service = IngestService(settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop())
     service.run(retire_after_idle_s=args.retire_after_idle if args.retire else None)
     return 0
+
+
+def _as_service_account(settings, account: str, *, sync: bool = False):
+    """Settings whose AGRI_MQTT_URL names the service account ``account``.
+
+    Given the broker's admin account instead, the platform makes its own
+    accounts from it (and, with ``sync``, brings the device accounts in line
+    with the registry first)."""
+    from agri.devices import broker_accounts
+
+    if not settings.mqtt_url:
+        return settings
+    url = broker_accounts.account_url(settings.mqtt_url, account)
+    if url != settings.mqtt_url and sync:
+        from agri.devices.dynsec import DynSec
+
+        with _db(settings) as conn, DynSec(settings.mqtt_url) as broker:
+            broker_accounts.sync(broker, conn,
+                                 admin_password=broker_accounts.admin_password(settings.mqtt_url))
+    return settings.model_copy(update={"mqtt_url": url})
 
 
 def cmd_api(args, settings) -> int:
@@ -64,22 +88,25 @@ def cmd_api(args, settings) -> int:
 
 
 def cmd_devices(args, settings) -> int:
-    from agri.deploy.stack import reload_running_broker
-    from agri.devices import registry
+    from agri.devices import provisioning, registry
 
     with _db(settings) as conn:
         if args.action == "add":
-            password = registry.add_device(conn, device_id=args.id, profile_name=args.profile,
-                                           field_id=args.field, owner=args.owner,
-                                           dev_eui=args.dev_eui)
-            reload_running_broker(settings.home, settings.db_url())
+            password = provisioning.add(conn, settings.broker_url("admin"), device_id=args.id,
+                                        profile_name=args.profile, field_id=args.field,
+                                        owner=args.owner, dev_eui=args.dev_eui)
             if args.json:
                 _print_json({"device_id": args.id, "username": args.id, "password": password})
             else:
                 print(f"device {args.id} registered (profile {args.profile})")
-                print(f"MQTT username: {args.id}")
-                print(f"MQTT password: {password}   (shown once: store it in the device now)")
-                print(f"publish SenML to agri/v1/devices/{args.id}/senml")
+                _print_credentials(args.id, password)
+        elif args.action == "rotate":
+            password = provisioning.rotate(conn, settings.broker_url("admin"), args.id)
+            if args.json:
+                _print_json({"device_id": args.id, "username": args.id, "password": password})
+            else:
+                print(f"device {args.id}: new password; the old one no longer works")
+                _print_credentials(args.id, password)
         elif args.action == "list":
             devices = registry.list_devices(conn, field_id=args.field)
             if args.json:
@@ -94,12 +121,34 @@ def cmd_devices(args, settings) -> int:
                 return 1
             _print_json(device.to_json())
         elif args.action == "revoke":
-            if not registry.revoke_device(conn, args.id):
+            if not provisioning.revoke(conn, settings.broker_url("admin"), args.id):
                 print(f"no device {args.id!r}", file=sys.stderr)
                 return 1
-            reload_running_broker(settings.home, settings.db_url())
-            print(f"device {args.id} revoked: the broker refuses it from now on")
+            print(f"device {args.id} revoked: disconnected, and refused by the broker from now on")
     return 0
+
+
+def _print_credentials(device_id: str, password: str) -> None:
+    from agri.devices.topics import senml_topic
+
+    print(f"MQTT username and client id: {device_id}")
+    print(f"MQTT password: {password}   (shown once: store it in the device now)")
+    print(f"publish SenML to {senml_topic(device_id)}")
+
+
+def cmd_broker_sync(args, settings) -> int:
+    from agri.devices import broker_accounts
+    from agri.devices.dynsec import DynSec
+
+    url = broker_accounts.admin_url(settings.broker_url("admin"))
+    with _db(settings) as conn, DynSec(url) as broker:
+        report = broker_accounts.sync(broker, conn,
+                                      admin_password=broker_accounts.admin_password(url))
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print("\n".join(report.lines()))
+    return 1 if report.missing_devices else 0
 
 
 def cmd_users_add(args, settings) -> int:
@@ -113,6 +162,23 @@ def cmd_users_add(args, settings) -> int:
         print(f"user {args.name} ({args.role}) created")
         print(f"API token: {token}   (shown once)")
         print("use it as: Authorization: Bearer <token>")
+    return 0
+
+
+def cmd_users_token(args, settings) -> int:
+    from agri.api.accounts import rotate_token
+
+    if not args.rotate:
+        print("tokens are stored hashed and cannot be shown again; "
+              f"replace it with: agri users token {args.name} --rotate", file=sys.stderr)
+        return 2
+    with _db(settings) as conn:
+        token = rotate_token(conn, args.name)
+    if args.json:
+        _print_json({"user": args.name, "token": token})
+    else:
+        print(f"user {args.name}: new API token {token}   (shown once; the old one no longer "
+              "works)")
     return 0
 
 
@@ -143,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="run the whole platform on the embedded default")
     p.add_argument("--simulate", action="store_true", help="also run the simulator")
     p.add_argument("--api-port", type=int, default=None, help="API port (default 8000 or free)")
+    p.add_argument("--tls", action="store_true",
+                   help="also an MQTT TLS listener, with a local CA made under AGRI_HOME/tls")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("db", help="database tasks")
@@ -175,18 +243,32 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--field")
     a.add_argument("--json", action="store_true")
     dsub.add_parser("show", help="show one device").add_argument("id")
-    dsub.add_parser("revoke", help="revoke a device").add_argument("id")
+    dsub.add_parser("revoke", help="revoke a device and disconnect it").add_argument("id")
+    a = dsub.add_parser("rotate", help="give a device a new password (printed once)")
+    a.add_argument("id")
+    a.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("broker", help="the MQTT broker's accounts")
+    bsub = p.add_subparsers(dest="action", required=True)
+    a = bsub.add_parser("sync", help="make the broker's accounts what the registry says, "
+                        "and print what changed")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_broker_sync)
 
     p = sub.add_parser("users", help="manage users")
     usub = p.add_subparsers(dest="action", required=True)
     a = usub.add_parser("add", help="create a user and print an API token once")
     a.add_argument("--name", required=True)
-    a.add_argument("--role", required=True,
-                   choices=["farmer", "officer", "developer", "planner", "admin"])
+    a.add_argument("--role", required=True, choices=[r.value for r in Role])
     a.add_argument("--region", nargs="*", default=[], help="municipalities (officers)")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_users_add)
+    a = usub.add_parser("token", help="replace a user's API token (printed once)")
+    a.add_argument("name")
+    a.add_argument("--rotate", action="store_true", help="issue a new token; the old one stops")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_users_token)
 
     p = sub.add_parser("fields", help="manage fields")
     fsub = p.add_subparsers(dest="action", required=True)
@@ -205,12 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="publishing devices (one connection each)")
     p.set_defaults(func=cmd_bench)
 
-    try:
-        from agri.simulator.cli import register
-    except ImportError:
-        pass
-    else:
-        register(sub)
+    from agri.simulator.cli import register
+
+    register(sub)
     return parser
 
 
@@ -221,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load()
         return args.func(args, settings) or 0
-    except SettingsError as exc:
+    except (SettingsError, DynSecError, BrokerAccountError) as exc:
         print(f"agri: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # registry, account and import errors say what to fix

@@ -54,6 +54,17 @@ def add_user(conn: psycopg.Connection, *, name: str, role: str,
     return token
 
 
+def rotate_token(conn: psycopg.Connection, name: str) -> str:
+    """A new API token for ``name``; the old one stops working at once."""
+    token = new_token()
+    with conn.transaction():
+        cur = conn.execute("UPDATE users SET token_hash = %s WHERE name = %s",
+                           (token_digest(token), name))
+    if cur.rowcount != 1:
+        raise AccountError(f"no user {name!r}")
+    return token
+
+
 # The user a bearer token belongs to (its SHA-256 is stored, never the token).
 USER_BY_TOKEN = (
     "SELECT name, role, regions FROM users WHERE token_hash = %s "  # noqa: S105 - SQL, no secret

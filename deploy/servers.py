@@ -21,18 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agri.db import wait_ready
+from agri.deploy import broker_config
 
 logger = logging.getLogger(__name__)
 
 SERVICE_USER = "agri"
 PG_MAJOR = 15
 STOP_TIMEOUT_S = 30.0
-# Sized for a day of backlog of a prefecture (tens of thousands of sensors at
-# 10-minute intervals, a few hundred messages/s -> tens of millions a day).
-# Mosquitto's default of 1,000 drops a slow subscriber's backlog silently.
-MAX_QUEUED_MESSAGES = 50_000_000
-MAX_INFLIGHT_MESSAGES = 20_000
-MAX_PACKET_BYTES = 4 * 1024 * 1024  # above ingest's payload limit, so ingest can reject and record
+MAX_PACKET_BYTES = broker_config.MAX_PACKET_BYTES
 
 
 class ServerError(RuntimeError):
@@ -54,7 +50,7 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def _service_ids() -> tuple[int, int] | None:
+def service_ids() -> tuple[int, int] | None:
     """(uid, gid) to run servers as, or None when not root."""
     if os.geteuid() != 0:
         return None
@@ -67,18 +63,23 @@ def _service_ids() -> tuple[int, int] | None:
     return pw.pw_uid, pw.pw_gid
 
 
-def _as_service(cmd: list[str]) -> list[str]:
-    ids = _service_ids()
+def as_service(cmd: list[str]) -> list[str]:
+    """``cmd`` run as the service user when this runs as root."""
+    ids = service_ids()
     if ids is None:
         return cmd
     return ["setpriv", f"--reuid={ids[0]}", f"--regid={ids[1]}", "--clear-groups", *cmd]
+
+
+_as_service = as_service
+_service_ids = service_ids
 
 
 def give_to_service(path: Path, *, mode: int | None = None) -> None:
     """Make ``path`` owned by the service user (when root) and check it can be reached."""
     if mode is not None:
         path.chmod(mode)
-    ids = _service_ids()
+    ids = service_ids()
     if ids is None:
         return
     os.chown(path, *ids)
@@ -129,6 +130,7 @@ class Postgres:
     root: Path
     port: int
     password: str
+    conf_dir: Path
     user: str = "agri"
     database: str = "agri"
     proc: subprocess.Popen | None = None
@@ -136,6 +138,10 @@ class Postgres:
     @property
     def data(self) -> Path:
         return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.conf_dir / "postgres.log"
 
     @property
     def url(self) -> str:
@@ -148,9 +154,9 @@ class Postgres:
             return
         self.root.mkdir(parents=True, exist_ok=True)
         give_to_service(self.root, mode=0o700)
-        pwfile = self.root / "initdb.pw"
-        pwfile.write_text(self.password)
-        give_to_service(pwfile, mode=0o600)
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        pwfile = self.conf_dir / "initdb.pw"
+        write_private(pwfile, self.password, owner=service_ids())
         try:
             subprocess.run(
                 _as_service([str(pg_bindir() / "initdb"), "-D", str(self.data), "-U", self.user,
@@ -178,13 +184,13 @@ class Postgres:
         args = [str(pg_bindir() / "postgres"), "-D", str(self.data)]
         for key, value in settings.items():
             args += ["-c", f"{key}={value}"]
-        self.proc = _spawn(args, self.root / "postgres.log")
+        self.proc = _spawn(args, self.log)
         admin = self.url.rsplit("/", 1)[0] + "/postgres"
         try:
             wait_ready(admin, timeout_s=timeout_s)
         except Exception:
             self.stop()
-            tail = (self.root / "postgres.log").read_text(errors="replace")[-2000:]
+            tail = self.log.read_text(errors="replace")[-2000:]
             raise ServerError(f"PostgreSQL did not start; its log ends:\n{tail}") from None
         from agri.db import connect
 
@@ -203,60 +209,68 @@ class Postgres:
 
 @dataclass
 class Mosquitto:
-    """A private Mosquitto 2 broker: persistence and authentication on."""
+    """A private Mosquitto 2 broker: persistence on, accounts and rights from
+    the dynamic security plugin (managed by the platform).
+
+    ``root`` belongs to the service user (the broker writes its persistence
+    and dynamic-security files there); the configuration and the log are
+    written by the supervisor into ``conf_dir``, which the service user cannot
+    change, so nothing running as root ever writes into a folder it owns.
+    """
 
     root: Path
     port: int
+    conf_dir: Path
+    tls: broker_config.TlsFiles | None = None
+    tls_port: int | None = None
+    max_queued_messages: int = broker_config.MAX_QUEUED_MESSAGES
+    autosave_interval: int = broker_config.AUTOSAVE_CHANGES
     proc: subprocess.Popen | None = None
 
     @property
     def config(self) -> Path:
-        return self.root / "mosquitto.conf"
+        return self.conf_dir / "mosquitto.conf"
 
     @property
-    def password_file(self) -> Path:
-        return self.root / "passwd"
+    def log(self) -> Path:
+        return self.conf_dir / "mosquitto.log"
 
     @property
-    def acl_file(self) -> Path:
-        return self.root / "acl"
+    def dynsec_file(self) -> Path:
+        return self.root / "dynamic-security.json"
 
-    def write_config(self) -> None:
+    def prepare(self, *, admin_user: str, admin_password: str) -> None:
+        """Folders, the configuration, and on the first run the plugin's file
+        with its admin account (``mosquitto_ctrl dynsec init``, the standard
+        way; run as the service user, who owns the folder)."""
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "data").mkdir(exist_ok=True)
         give_to_service(self.root, mode=0o700)
-        give_to_service(self.root / "data", mode=0o700)
-        self.config.write_text(f"""\
-# Generated by the platform; edits are overwritten at the next start.
-per_listener_settings false
-listener {self.port} 127.0.0.1
-allow_anonymous false
-password_file {self.password_file}
-acl_file {self.acl_file}
-persistence true
-persistence_location {self.root / 'data'}/
-autosave_interval 30
-# Never drop a subscriber's backlog silently (the default of 1000 does).
-max_queued_messages {MAX_QUEUED_MESSAGES}
-max_queued_bytes 0
-max_inflight_messages {MAX_INFLIGHT_MESSAGES}
-max_packet_size {MAX_PACKET_BYTES}
-# Sessions of clients that never come back (e.g. a retired ingest worker).
-persistent_client_expiration 14d
-sys_interval 5
-log_dest stderr
-log_type error
-log_type warning
-log_type notice
-connection_messages false
-""")
+        data = self.root / "data"
+        if not data.exists():
+            subprocess.run(_as_service(["mkdir", "-m", "700", str(data)]), check=True)
+        text = broker_config.render(
+            bind="127.0.0.1", port=self.port, data_dir=str(data),
+            dynsec_file=str(self.dynsec_file), plugin=broker_config.plugin_path(),
+            tls=self.tls, tls_port=self.tls_port or broker_config.MQTTS_PORT,
+            max_queued_messages=self.max_queued_messages,
+            autosave_interval=self.autosave_interval)
+        write_private(self.config, text, mode=0o644)
+        if not self.dynsec_file.exists():
+            try:
+                subprocess.run(_as_service(["mosquitto_ctrl", "dynsec", "init",
+                                            str(self.dynsec_file), admin_user, admin_password]),
+                               check=True, capture_output=True, text=True)
+            except subprocess.CalledProcessError as exc:
+                raise ServerError(f"mosquitto_ctrl dynsec init failed: "
+                                  f"{(exc.stderr or exc.stdout).strip()}") from None
 
     def start(self, *, timeout_s: float = 30.0) -> None:
-        self.proc = _spawn(["mosquitto", "-c", str(self.config)], self.root / "mosquitto.log")
+        self.proc = _spawn(["mosquitto", "-c", str(self.config)], self.log)
         deadline = time.monotonic() + timeout_s
         while True:
             if self.proc.poll() is not None:
-                tail = (self.root / "mosquitto.log").read_text(errors="replace")[-2000:]
+                tail = self.log.read_text(errors="replace")[-2000:]
                 raise ServerError(f"Mosquitto exited at start; its log ends:\n{tail}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
@@ -267,10 +281,22 @@ connection_messages false
                     raise ServerError("Mosquitto did not accept connections in time") from None
                 time.sleep(0.05)
 
-    def reload(self) -> None:
-        """Re-read the password and ACL files (SIGHUP)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGHUP)
-
     def stop(self) -> None:
         _stop(self.proc, signal.SIGTERM, "Mosquitto")
+
+
+def write_private(path: Path, text: str | bytes, *, mode: int = 0o600,
+                  owner: tuple[int, int] | None = None) -> None:
+    """Write ``path`` atomically, created with ``mode`` from the start (never
+    readable by others, not even for an instant), never following a link."""
+    data = text.encode() if isinstance(text, str) else text
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)

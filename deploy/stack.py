@@ -1,28 +1,37 @@
-"""The embedded stack: a private PostgreSQL+TimescaleDB cluster and a private
-Mosquitto under ``AGRI_HOME``, created on the first run and reused after.
+"""The embedded stack of `agri up`: a private PostgreSQL+TimescaleDB cluster
+and a private Mosquitto under ``AGRI_HOME``, created on the first run and
+reused after.
 
-``AGRI_HOME/stack.json`` records where the servers listen and the generated
-service passwords (mode 0600), so that every other command run against the
-same ``AGRI_HOME`` finds them.
+``AGRI_HOME`` itself belongs to whoever runs `agri up`; the servers' own
+folders (``postgres/``, ``mosquitto/``) belong to the service user when run
+as root, and nothing is written into those from outside them. Configuration
+and logs are in ``AGRI_HOME/run/``. ``AGRI_HOME/stack.json`` (mode 0600)
+records where the servers listen and the generated passwords, so that every
+other command run against the same ``AGRI_HOME`` finds them.
+
+The broker is set up as in production: the dynamic security plugin with an
+admin account, from which the platform creates its service and device
+accounts (:mod:`agri.devices.broker_accounts`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
 from agri.db import connect
-from agri.deploy import servers
+from agri.deploy import db_roles, servers
 from agri.deploy.migrate import migrate
-from agri.devices import broker_auth, registry
-from agri.devices.credentials import new_password, new_token
+from agri.devices import broker_accounts
+from agri.devices.credentials import new_password
+from agri.devices.dynsec import DynSec
 
 logger = logging.getLogger(__name__)
+
+ADMIN_ACCOUNT = "agri-admin"
 
 
 @dataclass
@@ -32,73 +41,97 @@ class StackState:
     pg_port: int
     pg_password: str
     mqtt_port: int
-    service_passwords: dict[str, str]
-    admin_token: str
+    mqtt_admin_password: str
+    db_passwords: dict[str, str]
+    tls_port: int | None = None
     pids: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def new(cls) -> StackState:
+        return cls(pg_port=servers.free_port(), pg_password=new_password(),
+                   mqtt_port=servers.free_port(), mqtt_admin_password=new_password(),
+                   db_passwords={s: new_password() for s in db_roles.SERVICE_ROLES})
+
+    @classmethod
+    def from_json(cls, raw: dict) -> StackState:
+        return cls(raw["pg_port"], raw["pg_password"], raw["mqtt_port"],
+                   raw["mqtt_admin_password"], raw["db_passwords"], raw.get("tls_port"),
+                   raw.get("pids", {}))
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql://agri:{self.pg_password}@127.0.0.1:{self.pg_port}/agri"
+
+    def mqtt_url(self, account: str = "admin") -> str:
+        admin = f"mqtt://{ADMIN_ACCOUNT}:{self.mqtt_admin_password}@127.0.0.1:{self.mqtt_port}"
+        return admin if account == "admin" else broker_accounts.account_url(admin, account)
+
     def to_json(self) -> dict:
+        owner = self.database_url
         return {
             "pg_port": self.pg_port, "pg_password": self.pg_password,
-            "mqtt_port": self.mqtt_port, "service_passwords": self.service_passwords,
-            "admin_token": self.admin_token, "pids": self.pids,
-            "database_url": f"postgresql://agri:{self.pg_password}@127.0.0.1:{self.pg_port}/agri",
+            "mqtt_port": self.mqtt_port, "mqtt_admin_password": self.mqtt_admin_password,
+            "db_passwords": self.db_passwords, "tls_port": self.tls_port, "pids": self.pids,
+            "database_url": owner,
+            "database_urls": {"owner": owner, **{
+                s: db_roles.login_url(owner, s, pw) for s, pw in self.db_passwords.items()}},
             "mqtt_host": "127.0.0.1",
-            "mqtt_urls": {
-                "ingest": self.mqtt_url(broker_auth.INGEST_ACCOUNT),
-                "simulator": self.mqtt_url(broker_auth.SIMULATOR_ACCOUNT),
-            },
+            "mqtt_urls": {a: self.mqtt_url(a)
+                          for a in ("admin", *broker_accounts.SERVICE_ACCOUNTS)},
         }
-
-    def mqtt_url(self, account: str) -> str:
-        return f"mqtt://{account}:{self.service_passwords[account]}@127.0.0.1:{self.mqtt_port}"
 
 
 class EmbeddedStack:
     """Start, reuse and stop the private servers under ``home``."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, tls: bool = False) -> None:
         self.home = home.resolve()
         self.state_file = self.home / "stack.json"
+        self.run_dir = self.home / "run"
+        self.new_admin_token: str | None = None  # set when this run created the admin
         self.state = self._load_or_create()
+        if tls and self.state.tls_port is None:
+            self.state.tls_port = servers.free_port()
+        self.tls = tls
         self.postgres = servers.Postgres(self.home / "postgres", self.state.pg_port,
-                                         self.state.pg_password)
-        self.mosquitto = servers.Mosquitto(self.home / "mosquitto", self.state.mqtt_port)
+                                         self.state.pg_password, self.run_dir)
+        self.mosquitto = servers.Mosquitto(self.home / "mosquitto", self.state.mqtt_port,
+                                           self.run_dir)
 
     @property
     def database_url(self) -> str:
         return self.postgres.url
 
-    def mqtt_url(self, account: str) -> str:
+    def database_url_for(self, service: str) -> str:
+        return self.state.to_json()["database_urls"][service]
+
+    def mqtt_url(self, account: str = "admin") -> str:
         return self.state.mqtt_url(account)
 
     def _load_or_create(self) -> StackState:
         if self.state_file.exists():
-            raw = orjson.loads(self.state_file.read_bytes())
-            return StackState(raw["pg_port"], raw["pg_password"], raw["mqtt_port"],
-                              raw["service_passwords"], raw["admin_token"], raw.get("pids", {}))
+            return StackState.from_json(orjson.loads(self.state_file.read_bytes()))
         self.home.mkdir(parents=True, exist_ok=True)
-        return StackState(
-            pg_port=servers.free_port(), pg_password=new_password(),
-            mqtt_port=servers.free_port(),
-            service_passwords={a: new_password() for a in broker_auth.SERVICE_RIGHTS},
-            admin_token=new_token())
+        return StackState.new()
 
     def save(self) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(self.state.to_json(), option=orjson.OPT_INDENT_2))
-        tmp.chmod(0o600)
-        tmp.replace(self.state_file)
+        servers.write_private(self.state_file,
+                              orjson.dumps(self.state.to_json(), option=orjson.OPT_INDENT_2))
 
     def start(self) -> None:
-        """Start PostgreSQL, migrate, write the broker's auth files, start Mosquitto."""
+        """Start PostgreSQL, migrate, set up the service logins, start
+        Mosquitto, and bring its accounts in line with the registry."""
         self.home.mkdir(parents=True, exist_ok=True)
         self.home.chmod(0o755)
-        for attr, name in (("pg_port", "postgres"), ("mqtt_port", "mosquitto")):
-            if not servers.port_is_free(getattr(self.state, attr)):
-                port = servers.free_port()
-                logger.info("port %d for %s is taken; using %d", getattr(self.state, attr),
-                            name, port)
-                setattr(self.state, attr, port)
+        self.run_dir.mkdir(exist_ok=True)
+        self.run_dir.chmod(0o755)
+        for attr, name in (("pg_port", "postgres"), ("mqtt_port", "mosquitto"),
+                           ("tls_port", "mqtt tls")):
+            port = getattr(self.state, attr)
+            if port is not None and not servers.port_is_free(port):
+                new = servers.free_port()
+                logger.info("port %d for %s is taken; using %d", port, name, new)
+                setattr(self.state, attr, new)
         self.postgres.port = self.state.pg_port
         self.mosquitto.port = self.state.mqtt_port
         self.postgres.init()
@@ -108,17 +141,31 @@ class EmbeddedStack:
             applied = migrate(conn)
             if applied:
                 logger.info("applied migrations: %s", ", ".join(applied))
-            _ensure_admin(conn, self.state.admin_token)
-        self.mosquitto.write_config()
-        self.sync_broker()
+            db_roles.ensure_logins(conn, self.state.db_passwords)
+            self.new_admin_token = _ensure_admin(conn)
+        if self.tls:
+            from agri.deploy.tls import make_local_ca
+
+            self.mosquitto.tls = make_local_ca(self.home / "tls",
+                                               key_owner=servers.service_ids())
+            self.mosquitto.tls_port = self.state.tls_port
+        self.mosquitto.prepare(admin_user=ADMIN_ACCOUNT,
+                               admin_password=self.state.mqtt_admin_password)
         self.mosquitto.start()
         self.state.pids["mosquitto"] = self.mosquitto.proc.pid
         self.save()
+        self.sync_broker()
 
-    def sync_broker(self) -> None:
-        write_broker_files(self.mosquitto.root, services=self.state.service_passwords,
-                           database_url=self.database_url)
-        self.mosquitto.reload()
+    def sync_broker(self) -> broker_accounts.SyncReport:
+        with connect(self.database_url) as conn, DynSec(self.mqtt_url()) as broker:
+            return broker_accounts.sync(broker, conn,
+                                        admin_password=self.state.mqtt_admin_password)
+
+    def restart(self, server: servers.Postgres | servers.Mosquitto) -> None:
+        """Start a server that died again, and record its new pid."""
+        server.start()
+        self.state.pids["postgres" if server is self.postgres else "mosquitto"] = server.proc.pid
+        self.save()
 
     def stop(self) -> None:
         self.mosquitto.stop()
@@ -127,40 +174,15 @@ class EmbeddedStack:
         self.save()
 
 
-def write_broker_files(root: Path, *, services: dict[str, str], database_url: str) -> None:
-    """The broker's password file (service accounts and active devices) and ACL."""
-    with connect(database_url) as conn:
-        devices = registry.active_credentials(conn)
-    owner = servers._service_ids()  # noqa: SLF001 - same package
-    broker_auth.write_atomically(root / "passwd",
-                                 broker_auth.password_text(services=services, devices=devices),
-                                 owner=owner)
-    broker_auth.write_atomically(root / "acl", broker_auth.acl_text(), owner=owner)
+def _ensure_admin(conn) -> str | None:
+    """Create the user ``admin`` on the first run; its token (returned) is
+    shown once. Later runs leave it alone (``agri users token admin --rotate``
+    replaces a lost one)."""
+    from agri.api.accounts import add_user
 
-
-def reload_running_broker(home: Path, database_url: str) -> bool:
-    """After a device change: rewrite the auth files of the embedded broker under
-    ``home`` (if there is one) and tell it to re-read them. False if none."""
-    state_file = home / "stack.json"
-    if not state_file.exists():
-        return False
-    raw = orjson.loads(state_file.read_bytes())
-    write_broker_files(home / "mosquitto", services=raw["service_passwords"],
-                       database_url=database_url)
-    pid = raw.get("pids", {}).get("mosquitto")
-    if pid:
-        try:
-            os.kill(pid, signal.SIGHUP)
-        except ProcessLookupError:
-            return False
-    return True
-
-
-def _ensure_admin(conn, token: str) -> None:
-    from agri.devices.credentials import token_digest
-
-    conn.execute(
-        """INSERT INTO users (name, role, token_hash) VALUES ('admin', 'admin', %s)
-           ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash""",
-        (token_digest(token),))
+    if conn.execute("SELECT 1 FROM users WHERE name = 'admin'").fetchone():
+        return None
+    token = add_user(conn, name="admin", role="admin", regions=[])
     conn.commit()
+    return token
+

@@ -36,8 +36,10 @@ class Child:
     started_at: float = field(default=0.0)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "agri.cli", *self.args],
-                                     env=self.env, start_new_session=True)
+        # As root, the platform's processes run as the service user, like the servers.
+        self.proc = subprocess.Popen(
+            servers.as_service([sys.executable, "-m", "agri.cli", *self.args]),
+            env=self.env, start_new_session=True)
         self.started_at = time.monotonic()
 
     def check(self) -> None:
@@ -63,33 +65,46 @@ class Child:
             self.proc.wait()
 
 
-def run_up(settings: Settings, *, simulate: bool, api_port: int | None) -> int:
+def run_up(settings: Settings, *, simulate: bool, api_port: int | None,
+           tls: bool = False) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    env = dict(os.environ)
-    env["AGRI_HOME"] = str(settings.home.resolve())
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("AGRI_DATABASE_URL", "AGRI_MQTT_URL")}
+    base["AGRI_HOME"] = str(settings.home.resolve())
     stack = None
     if not (settings.database_url and settings.mqtt_url):
-        stack = EmbeddedStack(settings.home)
+        stack = EmbeddedStack(settings.home, tls=tls)
         stack.start()
         logger.info("embedded stack under %s", stack.home)
+
+        def env(db: str, mqtt: str) -> dict[str, str]:
+            # Each process gets only its own accounts, in its environment
+            # (stack.json stays readable by the supervisor alone).
+            return {**base, "AGRI_DATABASE_URL": stack.database_url_for(db),
+                    "AGRI_MQTT_URL": stack.mqtt_url(mqtt)}
     else:
         from agri.db import connect
         from agri.deploy.migrate import migrate
 
         with connect(settings.db_url()) as conn:
             migrate(conn)
+
+        def env(db: str, mqtt: str) -> dict[str, str]:
+            return dict(os.environ)
     port = api_port or (settings.api_port if servers.port_is_free(settings.api_port)
                         else servers.free_port())
-    children = [Child("ingest", ["ingest"], env),
-                Child("api", ["api", "--port", str(port)], env)]
+    started_at = time.time()
+    children = [Child("ingest", ["ingest"], env("ingest", "ingest")),
+                Child("api", ["api", "--port", str(port)], env("api", "admin"))]
     if simulate:
-        children.append(Child("simulator", ["simulate", "live"], env))
+        # The simulator registers its fleet (owner login, admin broker account).
+        children.append(Child("simulator", ["simulate", "live"], env("owner", "admin")))
     try:
         for child in children:
             child.start()
-        _wait_ready(port, children, stop)
+        _wait_ready(port, children, stop, since=started_at)
         _announce(settings, stack, port, simulate)
         while not stop.wait(0.5):
             for child in children:
@@ -98,7 +113,7 @@ def run_up(settings: Settings, *, simulate: bool, api_port: int | None) -> int:
                 for server in (stack.postgres, stack.mosquitto):
                     if server.proc is not None and server.proc.poll() is not None:
                         logger.error("%s exited; restarting it", type(server).__name__)
-                        server.start()
+                        stack.restart(server)
     finally:
         print("\nstopping ...", flush=True)
         for child in reversed(children):
@@ -109,8 +124,10 @@ def run_up(settings: Settings, *, simulate: bool, api_port: int | None) -> int:
     return 0
 
 
-def _wait_ready(port: int, children: list[Child], stop: threading.Event) -> None:
-    """Until the API answers and an ingest worker has reported in."""
+def _wait_ready(port: int, children: list[Child], stop: threading.Event, *,
+                since: float) -> None:
+    """Until the API answers and an ingest worker of this run (one that
+    reported after ``since``, a Unix time) has reported in."""
     import httpx
 
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -119,7 +136,7 @@ def _wait_ready(port: int, children: list[Child], stop: threading.Event) -> None
             child.check()
         try:
             health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
-            if health.get("status") == "ok" and health.get("ingest_workers"):
+            if health.get("status") == "ok" and _reported_since(health, since):
                 return
         except (httpx.HTTPError, ValueError):
             pass
@@ -129,15 +146,32 @@ def _wait_ready(port: int, children: list[Child], stop: threading.Event) -> None
                        READY_TIMEOUT_S)
 
 
+def _reported_since(health: dict, since: float) -> bool:
+    now = time.time()
+    for info in (health.get("ingest_workers") or {}).values():
+        age = info.get("last_report_s")
+        if age is not None and now - float(age) >= since:
+            return True
+    return False
+
+
 def _announce(settings: Settings, stack: EmbeddedStack | None, port: int, simulate: bool) -> None:
     lines = ["", "agri platform is running", f"  API        http://127.0.0.1:{port}/  "
              f"(OpenAPI: /openapi.json, health: /healthz)"]
     if stack is not None:
-        lines += [f"  MQTT       127.0.0.1:{stack.state.mqtt_port}  (register a device: "
-                  f"agri devices add --id ID --profile paddy-water)",
-                  f"  database   {stack.database_url.split('@')[1]}",
-                  f"  log in     Authorization: Bearer {stack.state.admin_token}   (user admin)",
-                  f"  state      {stack.home}"]
+        lines.append(f"  MQTT       127.0.0.1:{stack.state.mqtt_port}  (register a device: "
+                     f"agri devices add --id ID --profile paddy-water)")
+        if stack.mosquitto.tls is not None:
+            lines.append(f"  MQTT TLS   127.0.0.1:{stack.state.tls_port}  "
+                         f"(CA certificate: {stack.mosquitto.tls.cafile})")
+        lines.append(f"  database   {stack.database_url.split('@')[1]}")
+        if stack.new_admin_token:
+            lines.append(f"  log in     Authorization: Bearer {stack.new_admin_token}   "
+                         f"(user admin; shown this once)")
+        else:
+            lines.append("  log in     as admin with the token shown at the first start "
+                         "(lost it? agri users token admin --rotate)")
+        lines.append(f"  state      {stack.home}")
     else:
         lines.append("  log in     create a user: agri users add --name NAME --role admin")
     if simulate:

@@ -8,6 +8,7 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 
+from agri.devices.broker_accounts import RESERVED_PREFIX, is_reserved
 from agri.devices.credentials import hash_password, new_password
 from agri.devices.profiles import profile
 from agri.devices.topics import DEVICE_ID_RE
@@ -43,6 +44,9 @@ def add_device(conn: psycopg.Connection, *, device_id: str, profile_name: str,
     """Register a device; returns its password (shown once, only its hash is kept)."""
     if not DEVICE_ID_RE.fullmatch(device_id):
         raise RegistryError(f"device id {device_id!r} must match [A-Za-z0-9_-]{{1,64}}")
+    if is_reserved(device_id):
+        raise RegistryError(f"device ids starting with {RESERVED_PREFIX!r} are kept for the "
+                            "platform's own accounts; choose another id")
     profile(profile_name)  # raises UnknownProfile with the choices
     if dev_eui is not None:
         dev_eui = dev_eui.lower()
@@ -81,6 +85,16 @@ def active_credentials(conn: psycopg.Connection) -> list[tuple[str, str]]:
     """(id, password hash) of every device the broker should let in."""
     return conn.execute("SELECT id, password_hash FROM devices WHERE revoked_at IS NULL "
                         "ORDER BY id").fetchall()
+
+
+def new_device_password(conn: psycopg.Connection, device_id: str) -> str:
+    """Replace an active device's password; returns the new one (shown once)."""
+    password = new_password()
+    cur = conn.execute("UPDATE devices SET password_hash = %s WHERE id = %s "
+                       "AND revoked_at IS NULL", (hash_password(password), device_id))
+    if cur.rowcount != 1:
+        raise RegistryError(f"no active device {device_id!r}")
+    return password
 
 
 def revoke_device(conn: psycopg.Connection, device_id: str) -> bool:

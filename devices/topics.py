@@ -32,6 +32,13 @@ INGEST_FILTERS: tuple[str, ...] = (
 )
 
 
+# What the simulator publishes: as devices, and as the LoRaWAN network servers
+# (The Things Stack, ChirpStack) that bridge into the broker.
+SIMULATOR_PUBLISH_FILTERS: tuple[str, ...] = ("agri/v1/#", "v3/#", "application/#")
+
+DRONE_PROFILE = "drone"
+
+
 def shared(topic_filter: str, group: str = SHARE_GROUP) -> str:
     """The shared-subscription form of a filter, so several workers split the load."""
     return f"$share/{group}/{topic_filter}"
@@ -61,6 +68,18 @@ def events_topic(device_id: str) -> str:
 
 def flights_topic(drone_id: str) -> str:
     return f"agri/v1/drones/{drone_id}/flights"
+
+
+def commands_topic(device_id: str) -> str:
+    """Platform to device; the only topic a device may subscribe to."""
+    return f"agri/v1/devices/{device_id}/commands"
+
+
+def device_publish_topics(device_id: str, profile: str) -> tuple[str, ...]:
+    """Every topic a device of ``profile`` may publish to: its own readings and
+    events, and flight records for drones."""
+    own = (senml_topic(device_id), senml_topic(device_id, cbor=True), events_topic(device_id))
+    return (*own, flights_topic(device_id)) if profile == DRONE_PROFILE else own
 
 
 def tts_uplink_topic(*, app: str, tenant: str | None, device_id: str) -> str:

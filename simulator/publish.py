@@ -45,7 +45,7 @@ from paho.mqtt.client import MQTT_ERR_NO_CONN, MQTT_ERR_SUCCESS, error_string
 from agri import mqtt
 from agri.api.field_registry import import_fields, parse_features
 from agri.db import connect
-from agri.devices import registry
+from agri.devices import broker_accounts, provisioning
 from agri.devices.topics import senml_topic
 from agri.ingest.batch import Batch
 from agri.ingest.validate import TimeLimits
@@ -90,24 +90,24 @@ def _database(settings: Settings) -> psycopg.Connection:
                              f"`agri up`, or set AGRI_DATABASE_URL") from None
 
 
-def register_devices(conn: psycopg.Connection,
+def register_devices(conn: psycopg.Connection, admin_url: str,
                      devices: list[tuple[str, str, str | None, str | None]]) -> int:
-    """Register (id, profile, field, DevEUI) devices not registered yet; returns how many."""
+    """Register (id, profile, field, DevEUI) devices not registered yet, with
+    their broker accounts; returns how many."""
     try:
         known = dict(conn.execute("SELECT id, dev_eui FROM devices WHERE id = ANY(%s)",
                                   ([d[0] for d in devices],)).fetchall())
     except psycopg.errors.UndefinedTable:
         raise SimulatorError("the database has no tables yet: run `agri db migrate`") from None
-    added = 0
+    new = []
     for device_id, profile, field_id, eui in devices:
         if device_id in known:
             if eui and known[device_id] != eui:
                 logger.warning("device %s is registered with DevEUI %s, not %s: its ChirpStack "
                                "uplinks will be rejected", device_id, known[device_id], eui)
             continue
-        registry.add_device(conn, device_id=device_id, profile_name=profile, field_id=field_id,
-                            dev_eui=eui)
-        added += 1
+        new.append((device_id, profile, field_id, eui))
+    added = provisioning.add_many(conn, admin_url, new)
     conn.commit()
     return added
 
@@ -122,9 +122,9 @@ def register(settings: Settings, fleet: Fleet) -> None:
             raise SimulatorError("the database has no tables yet: run `agri db migrate`") \
                 from None
         conn.commit()
-        added = register_devices(conn, [(d.id, d.profile, d.field, d.dev_eui)
-                                        for d in fleet.devices]
-                                 + [(d, "drone", None, None) for d in fleet.flights.drones])
+        devices = [(d.id, d.profile, d.field, d.dev_eui) for d in fleet.devices]
+        devices += [(d, "drone", None, None) for d in fleet.flights.drones]
+        added = register_devices(conn, settings.broker_url("admin"), devices)
     if created:
         path = fleet.season.out / TOKENS_FILE
         tokens = orjson.loads(path.read_bytes()) if path.exists() else {}
@@ -232,6 +232,10 @@ def _messages(fleet: Fleet, start_s: float, end_s: float, *, shift_s: int = 0
                        key=lambda m: m[2].publish_s)
 
 
+def _simulator_url(settings: Settings) -> str:
+    return broker_accounts.account_url(settings.broker_url("simulator"), "simulator")
+
+
 def _client_id(mode: str) -> str:
     return f"agri-simulator-{mode}-{os.getpid()}"
 
@@ -278,7 +282,7 @@ def run_accelerated(settings: Settings, fleet: Fleet, *, first: date, last: date
     summary, limits = Summary("accelerated"), _limits(settings)
     began = time.monotonic()
     next_log = began + PROGRESS_EVERY_S
-    with Publisher(settings.broker_url("simulator"), client_id=_client_id("accel")) as pub:
+    with Publisher(_simulator_url(settings), client_id=_client_id("accel")) as pub:
         for topic, payload, meta in _messages(fleet, start_s, end_s):
             pub.publish(topic, payload)
             summary.count(meta, arrival=time.time(), limits=limits)
@@ -336,7 +340,7 @@ def run_live(settings: Settings, fleet: Fleet, *, from_date: date, stop: threadi
                 "first", fleet.season.weather.year, from_date, len(fleet.devices), history_h)
     began = time.monotonic()
     next_log = began + LIVE_PROGRESS_EVERY_S
-    with Publisher(settings.broker_url("simulator"), client_id=_client_id("live"),
+    with Publisher(_simulator_url(settings), client_id=_client_id("live"),
                    drain_timeout_s=LIVE_DRAIN_TIMEOUT_S) as pub:
         for topic, payload, meta in _messages(fleet, max(sim_now - history_h * HOUR_S,
                                                          fleet.span[0]), fleet.span[1],
@@ -371,7 +375,7 @@ def run_load(settings: Settings, *, devices: int, rate: float, seconds: float,
     summary = Summary("load")
     total = round(rate * seconds)
     t0 = float(int(time.time()))
-    with Publisher(settings.broker_url("simulator"), client_id=_client_id("load"),
+    with Publisher(_simulator_url(settings), client_id=_client_id("load"),
                    qos=qos) as pub:
         began = time.monotonic()
         next_log = began + PROGRESS_EVERY_S

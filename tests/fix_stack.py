@@ -19,8 +19,9 @@ import psycopg
 import pytest
 
 from agri import mqtt
-from agri.deploy.stack import EmbeddedStack, reload_running_broker
-from agri.devices import registry
+from agri.deploy.stack import EmbeddedStack
+from agri.devices import provisioning
+from agri.devices.broker_accounts import is_service
 
 DEADLINE_S = 60.0
 
@@ -42,6 +43,7 @@ def wait_for(predicate: Callable[[], object], *, timeout: float = DEADLINE_S,
 class Platform:
     stack: EmbeddedStack
     home: Path
+    admin_token: str
 
     @property
     def db_url(self) -> str:
@@ -58,16 +60,23 @@ class Platform:
             return conn.execute(query, params).fetchall()
 
     def add_device(self, device_id: str, profile: str = "paddy-water", **kw) -> str:
+        """Register a device and create its broker account, as `agri devices add` does."""
         with psycopg.connect(self.db_url) as conn:
-            password = registry.add_device(conn, device_id=device_id, profile_name=profile, **kw)
-        reload_running_broker(self.home, self.db_url)
-        return password
+            return provisioning.add(conn, self.stack.mqtt_url("admin"), device_id=device_id,
+                                    profile_name=profile, **kw)
 
     def device_url(self, device_id: str, password: str) -> str:
         return f"mqtt://{device_id}:{password}@127.0.0.1:{self.stack.state.mqtt_port}"
 
+    def device_client(self, device_id: str, password: str) -> object:
+        """A connected publisher for a device, with its own id as client id."""
+        return publisher(self.device_url(device_id, password), client_id=device_id)
+
     def simulator_url(self) -> str:
-        return self.stack.mqtt_url("agri-simulator")
+        return self.stack.mqtt_url("simulator")
+
+    def admin_url(self) -> str:
+        return self.stack.mqtt_url("admin")
 
     def cli(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "agri.cli", *args], env=self.env(**env),
@@ -115,7 +124,7 @@ def platform() -> Iterator[Platform]:
     stack = EmbeddedStack(base / "home")
     stack.start()
     try:
-        yield Platform(stack, stack.home)
+        yield Platform(stack, stack.home, stack.new_admin_token)
     finally:
         stack.stop()
         if not os.environ.get("AGRI_TEST_KEEP"):
@@ -131,7 +140,11 @@ def ingest(platform) -> Iterator[subprocess.Popen]:
         platform.stop_ingest(proc)
 
 
-def publisher(url: str, client_id: str = "") -> object:
+def publisher(url: str, client_id: str | None = None) -> object:
+    """A connected client; a device's client id is its own id unless told otherwise."""
+    if client_id is None:
+        username = mqtt.parse_url(url).username or ""
+        client_id = "" if is_service(username) else username
     client = mqtt.make_client(url, client_id=client_id)
     mqtt.connect(client)
     client.loop_start()

@@ -11,8 +11,8 @@ from agri.devices.topics import senml_topic
 from tests.fix_stack import publisher, wait_for
 
 
-def _connect_result(url: str) -> object:
-    client = mqtt.make_client(url)
+def _connect_result(url: str, client_id: str | None = None) -> object:
+    client = mqtt.make_client(url, client_id=client_id or mqtt.parse_url(url).username or "")
     outcome = {}
     client.on_connect = lambda c, u, flags, reason, props: outcome.setdefault("rc", reason)
     mqtt.connect(client, blocking=True)
@@ -60,3 +60,195 @@ def test_device_ids_outside_the_contract_are_refused(platform, device_id):
     result = platform.cli("devices", "add", "--id", device_id, "--profile", "soil",
                           check=False)
     assert result.returncode == 2 and "must match" in result.stderr
+
+
+# -- what one device with valid credentials must not be able to do ------------------------
+def _client(platform, device_id: str, password: str, *, client_id: str | None = None,
+            clean_start: bool = True, session_expiry_s: int | None = None):
+    """A device's client and what the broker told it (connect, suback, disconnect)."""
+    client = mqtt.make_client(platform.device_url(device_id, password),
+                              client_id=device_id if client_id is None else client_id)
+    seen: dict[str, object] = {}
+    client.on_connect = lambda c, u, f, reason, p: seen.setdefault("connack", reason)
+    client.on_subscribe = lambda c, u, mid, reasons, p: seen.__setitem__(mid, reasons)
+    client.on_disconnect = lambda c, u, f, reason, p: seen.setdefault("disconnect", reason)
+    mqtt.connect(client, clean_start=clean_start,
+                 properties=mqtt.connect_properties(session_expiry_s=session_expiry_s))
+    client.loop_start()
+    wait_for(lambda: "connack" in seen, timeout=10, what="CONNACK")
+    return client, seen
+
+
+def _close(client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
+HOSTILE_FILTERS = ["#", "$SYS/#", "agri/v1/devices/+/+", "agri/v1/devices/acl-victim/commands",
+                   "$share/ingest/agri/v1/devices/+/+", "$share/x/#", "+/#"]
+
+
+def test_a_device_may_subscribe_only_to_its_own_command_topic(platform):
+    password = platform.add_device("acl-sub")
+    platform.add_device("acl-victim")
+    client, seen = _client(platform, "acl-sub", password)
+    try:
+        for topic_filter in HOSTILE_FILTERS:
+            mid = client.subscribe(topic_filter, qos=1)[1]
+            reasons = wait_for(lambda m=mid: seen.get(m), timeout=10, what="SUBACK")
+            assert reasons[0].value == 135, (topic_filter, reasons)  # refused at subscribe time
+        mid = client.subscribe("agri/v1/devices/acl-sub/commands", qos=1)[1]
+        assert not wait_for(lambda: seen.get(mid), timeout=10, what="SUBACK")[0].is_failure
+    finally:
+        _close(client)
+
+
+def test_a_device_cannot_take_another_clients_id(platform, ingest):
+    password = platform.add_device("acl-thief")
+    for client_id in ("agri-ingest-1", "acl-victim", "", "acl-thief-2"):
+        client = mqtt.make_client(platform.device_url("acl-thief", password), client_id=client_id)
+        outcome = {}
+        client.on_connect = lambda c, u, f, reason, p, o=outcome: o.setdefault("rc", reason)
+        mqtt.connect(client)
+        client.loop_start()
+        try:
+            assert wait_for(lambda o=outcome: o.get("rc"), timeout=10,
+                            what="CONNACK").value == 135, client_id
+        finally:
+            _close(client)
+    assert ingest.poll() is None
+
+
+def test_one_device_attacking_ingest_takes_no_reading_away(platform, ingest):
+    """While a device holds persistent and live sessions asking for ingest's
+    shared filters and loops connecting with ingest's client id, every reading
+    that another device publishes is stored."""
+    import threading
+    import time
+
+    attacker = platform.add_device("acl-attacker")
+    honest = platform.add_device("acl-honest")
+    stop = threading.Event()
+    # A persistent session that asks for ingest's filters, then goes away.
+    parked, seen = _client(platform, "acl-attacker", attacker, clean_start=False,
+                           session_expiry_s=3600)
+    for topic_filter in ("$share/ingest/agri/v1/devices/+/+", "$share/ingest/#"):
+        mid = parked.subscribe(topic_filter, qos=1)[1]
+        assert wait_for(lambda m=mid: seen.get(m), timeout=10, what="SUBACK")[0].value == 135
+    _close(parked)
+    live, seen = _client(platform, "acl-attacker", attacker)
+    live.subscribe("$share/ingest/agri/v1/devices/+/+", qos=1)
+    kicks = {"tries": 0, "accepted": 0}
+
+    def take_over() -> None:
+        while not stop.is_set():
+            client = mqtt.make_client(platform.device_url("acl-attacker", attacker),
+                                      client_id="agri-ingest-1")
+            got = {}
+            client.on_connect = lambda c, u, f, reason, p, g=got: g.setdefault("rc", reason)
+            try:
+                mqtt.connect(client)
+                client.loop_start()
+                deadline = time.monotonic() + 5
+                while "rc" not in got and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            finally:
+                client.disconnect()
+                client.loop_stop()
+            kicks["tries"] += 1
+            kicks["accepted"] += int("rc" in got and not got["rc"].is_failure)
+
+    thief = threading.Thread(target=take_over, daemon=True)
+    thief.start()
+    pub = publisher(platform.device_url("acl-honest", honest))
+    base = 1_700_000_000 - 1_700_000_000 % 60 + int(time.time()) // 60 * 0
+    start = int(time.time()) - 3600
+    sent = []
+    try:
+        for i in range(300):
+            t = start + i
+            sent.append(pub.publish(senml_topic("acl-honest"), orjson.dumps(
+                [{"n": "water_temp", "u": "Cel", "v": 20 + i / 1000, "t": t}]), qos=1))
+        for info in sent:
+            info.wait_for_publish(30)
+        assert all(info.rc == 0 for info in sent)
+        wait_for(lambda: platform.sql(
+            "SELECT count(*) FROM readings WHERE device_id = 'acl-honest'")[0][0] >= 300,
+            what="every reading of the honest device")
+    finally:
+        stop.set()
+        thief.join(15)
+        _close(pub)
+        _close(live)
+    del base
+    assert platform.sql("SELECT count(*) FROM readings WHERE device_id = 'acl-honest'") == [(300,)]
+    assert kicks["tries"] > 0 and kicks["accepted"] == 0
+    assert ingest.poll() is None
+
+
+def test_only_drones_publish_flight_records(platform):
+    password = platform.add_device("acl-paddy-drone")
+    client = publisher(platform.device_url("acl-paddy-drone", password))
+    acks = {}
+    client.on_publish = lambda c, u, mid, reason, props: acks.setdefault(mid, reason)
+    info = client.publish("agri/v1/drones/acl-paddy-drone/flights", b"{}", qos=1)
+    wait_for(lambda: info.mid in acks, what="PUBACK")
+    assert acks[info.mid].value == 135
+    _close(client)
+
+
+def test_revoke_disconnects_a_live_device_and_rotate_replaces_its_password(platform):
+    password = platform.add_device("acl-rotor")
+    client, seen = _client(platform, "acl-rotor", password)
+    client.reconnect_delay_set(30, 60)  # stay down once the broker ends the session
+    out = orjson.loads(platform.cli("devices", "rotate", "acl-rotor", "--json").stdout)
+    assert out["device_id"] == "acl-rotor" and out["password"] != password
+    wait_for(lambda: "disconnect" in seen, timeout=10, what="the old session to be ended")
+    _close(client)
+    assert _connect_result(platform.device_url("acl-rotor", password)).is_failure
+    new_client, seen = _client(platform, "acl-rotor", out["password"])
+    assert not seen["connack"].is_failure
+    new_client.reconnect_delay_set(30, 60)
+    assert "revoked" in platform.cli("devices", "revoke", "acl-rotor").stdout
+    wait_for(lambda: "disconnect" in seen, timeout=10, what="the revoked device's disconnect")
+    _close(new_client)
+    assert _connect_result(platform.device_url("acl-rotor", out["password"])).is_failure
+    assert platform.cli("devices", "rotate", "acl-rotor", check=False).returncode == 2
+
+
+@pytest.mark.parametrize("device_id", ["agri-ingest", "agri-simulator", "agri-admin", "agri-x"])
+def test_service_account_names_are_reserved(platform, device_id):
+    result = platform.cli("devices", "add", "--id", device_id, "--profile", "soil", check=False)
+    assert result.returncode == 2 and "kept for the platform" in result.stderr
+
+
+def test_broker_sync_repairs_drift_and_says_what_it_changed(platform):
+    from agri.devices.dynsec import DynSec, acl
+
+    password = platform.add_device("acl-drift")
+    platform.add_device("acl-gone")
+    with DynSec(platform.admin_url()) as broker:
+        # Drift: a device's role widened, its client id binding removed, a
+        # revoked device put back by hand, ingest's role emptied.
+        broker.run({"command": "addRoleACL", "rolename": "agri-device-acl-drift",
+                    **acl("subscribePattern", "#")},
+                   {"command": "setClientId", "username": "acl-drift"},
+                   {"command": "removeRoleACL", "rolename": "agri-ingest",
+                    "acltype": "subscribePattern", "topic": "$SYS/#"})
+        broker.run({"command": "deleteClient", "username": "acl-gone"})
+    platform.sql("UPDATE devices SET revoked_at = now() WHERE id = 'acl-drift' RETURNING id")
+    with DynSec(platform.admin_url()) as broker:
+        broker.run({"command": "getClient", "username": "acl-drift"})
+    result = platform.cli("broker", "sync", check=False)
+    assert "device acl-drift: removed from the broker" in result.stdout
+    assert "role agri-ingest: rights restored" in result.stdout
+    assert "device acl-gone: registered but has no broker account" in result.stdout
+    assert "agri devices rotate acl-gone" in result.stdout and result.returncode == 1
+    assert _connect_result(platform.device_url("acl-drift", password)).is_failure
+    # Rotating the missing device gives it an account again; then all agree.
+    fresh = orjson.loads(platform.cli("devices", "rotate", "acl-gone", "--json").stdout)
+    assert not _connect_result(platform.device_url("acl-gone", fresh["password"])).is_failure
+    again = platform.cli("broker", "sync", "--json")
+    assert orjson.loads(again.stdout) == {"created_services": [], "updated_roles": [],
+                                          "fixed_devices": [], "removed_devices": [],
+                                          "missing_devices": []}

@@ -8,9 +8,10 @@ from tests.test_ingest_e2e import FIELD
 
 
 def test_db_migrate_is_idempotent(platform):
+    before = platform.sql("SELECT version, applied_at FROM schema_migrations ORDER BY version")
     assert "up to date" in platform.cli("db", "migrate").stdout
-    versions = platform.sql("SELECT version FROM schema_migrations ORDER BY version")
-    assert [v for (v,) in versions] == ["001", "002", "003"]
+    after = platform.sql("SELECT version, applied_at FROM schema_migrations ORDER BY version")
+    assert after == before and [v for v, _ in after][:3] == ["001", "002", "003"]
 
 
 def test_devices_add_list_show_revoke(platform):
@@ -63,3 +64,23 @@ def test_fields_import(platform, tmp_path):
     path.write_bytes(orjson.dumps(data))
     swapped = platform.cli("fields", "import", str(path), check=False)
     assert swapped.returncode == 2 and "longitude, latitude" in swapped.stderr
+
+
+def test_users_token_rotate_replaces_the_token(platform, api):
+    import httpx
+
+    first = orjson.loads(platform.cli("users", "add", "--name", "cli-rotor", "--role",
+                                      "developer", "--json").stdout)["token"]
+    second = orjson.loads(platform.cli("users", "token", "cli-rotor", "--rotate",
+                                       "--json").stdout)["token"]
+    assert second != first
+
+    def status(token: str) -> int:
+        return httpx.get(f"{api}/api/v1/rejects", headers={
+            "Authorization": f"Bearer {token}"}).status_code
+
+    assert status(first) == 401 and status(second) == 200
+    shown = platform.cli("users", "token", "cli-rotor", check=False)
+    assert shown.returncode == 2 and "--rotate" in shown.stderr
+    missing = platform.cli("users", "token", "cli-nobody", "--rotate", check=False)
+    assert missing.returncode == 2 and "no user" in missing.stderr

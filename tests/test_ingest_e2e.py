@@ -174,7 +174,7 @@ def test_exactly_the_distinct_good_readings_are_stored(platform, ingest, api, de
         assert any(reason in r for r in reasons), (reason, reasons)
 
     # The rejects are there for the operator and the developer, with payloads.
-    token = platform.stack.state.admin_token
+    token = platform.admin_token
     headers = {"Authorization": f"Bearer {token}"}
     body = httpx.get(f"{api}/api/v1/rejects", params={"device": "e2e-paddy-1"},
                      headers=headers).json()

@@ -1,0 +1,292 @@
+"""MQTT accounts on the broker, made from the device registry.
+
+The registry in the database is the one source of truth; the broker's
+dynamic security plugin is told about every change (``agri devices add``,
+``revoke``, ``rotate``) at once, and :func:`sync` reconciles the two after a
+restore, a rebuilt broker or drift.
+
+On the broker, each device is a client bound to its own id as MQTT client
+id, with one role of its own: publish only under its id, subscribe only to
+its command topic. The platform's own processes use service accounts whose
+names start with :data:`RESERVED_PREFIX`, which no device id may take. Their
+passwords are derived from the admin account's password, so giving the
+platform the broker's admin account (``AGRI_MQTT_URL``) is enough: it
+creates the rest itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import psycopg
+
+from agri import mqtt
+from agri.devices import topics
+from agri.devices.dynsec import DynSec, DynSecError, acl, role_acls
+
+__all__ = ["DynSecError"]  # re-exported for callers that handle broker refusals
+
+logger = logging.getLogger(__name__)
+
+RESERVED_PREFIX = "agri-"
+INGEST_ACCOUNT = "agri-ingest"
+SIMULATOR_ACCOUNT = "agri-simulator"
+DEVICE_ROLE_PREFIX = "agri-device-"
+MANAGED = "managed by the agri platform"
+
+# account -> the ACLs of its role. Ingest takes the shared subscriptions of
+# the contract and reads the broker's $SYS counters; the simulator also plays
+# the LoRaWAN network servers (The Things Stack, ChirpStack) that bridge into
+# the broker.
+SERVICE_ACLS: Mapping[str, tuple[dict, ...]] = {
+    INGEST_ACCOUNT: (
+        *(acl("subscribeLiteral", topics.shared(f)) for f in topics.INGEST_FILTERS),
+        acl("subscribePattern", "$SYS/#"),
+    ),
+    SIMULATOR_ACCOUNT: (
+        *(acl("publishClientSend", f) for f in topics.SIMULATOR_PUBLISH_FILTERS),
+        acl("subscribePattern", "$SYS/#"),
+    ),
+}
+SERVICE_ACCOUNTS = {"ingest": INGEST_ACCOUNT, "simulator": SIMULATOR_ACCOUNT}
+
+
+class BrokerAccountError(RuntimeError):
+    """The broker's accounts cannot be changed as asked; the message says what to do."""
+
+
+def is_reserved(name: str) -> bool:
+    """Names of the platform's service accounts, never a device's."""
+    return name.startswith(RESERVED_PREFIX)
+
+
+def is_service(name: str | None) -> bool:
+    """One of the platform's service accounts (not the admin, not a device)."""
+    return name in SERVICE_ACCOUNTS.values()
+
+
+def service_password(admin_password: str, account: str) -> str:
+    """The password of a service account, derived from the admin's password."""
+    digest = hmac.new(admin_password.encode(), f"agri service account {account}".encode(),
+                      hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def account_url(url: str, account: str) -> str:
+    """The URL a platform process of kind ``account`` ('ingest', 'simulator')
+    connects with, given the configured ``url``.
+
+    A URL naming a service account is used as it is; any other account is
+    taken for the broker's dynamic-security admin, and the service account's
+    name and derived password are put in its place."""
+    address = mqtt.parse_url(url)
+    if address.username is None or is_service(address.username):
+        return url
+    name = SERVICE_ACCOUNTS[account]
+    password = service_password(address.password or "", name)
+    return _with_credentials(url, name, password)
+
+
+def admin_url(url: str) -> str:
+    """``url`` when it names an admin account; otherwise a clear error."""
+    address = mqtt.parse_url(url)
+    if address.username is None or is_service(address.username):
+        raise BrokerAccountError(
+            f"the MQTT account {address.username!r} cannot manage the broker: set "
+            "AGRI_MQTT_URL to the broker's dynamic-security admin account "
+            "(mosquitto_ctrl dynsec init)")
+    return url
+
+
+def _with_credentials(url: str, username: str, password: str) -> str:
+    scheme, rest = url.split("://", 1)
+    hostpart = rest.rsplit("@", 1)[-1]
+    return f"{scheme}://{quote(username, safe='')}:{quote(password, safe='')}@{hostpart}"
+
+
+def device_acls(device_id: str, profile: str) -> tuple[dict, ...]:
+    """The role of one device: publish only its own topics, subscribe only to
+    its command topic."""
+    publish = topics.device_publish_topics(device_id, profile)
+    return (*(acl("publishClientSend", t) for t in publish),
+            acl("subscribeLiteral", topics.commands_topic(device_id)))
+
+
+def _device_role(device_id: str) -> str:
+    return DEVICE_ROLE_PREFIX + device_id
+
+
+def create_device_commands(device_id: str, profile: str, password: str) -> list[dict]:
+    role = _device_role(device_id)
+    return [
+        {"command": "createRole", "rolename": role, "textdescription": MANAGED,
+         "acls": list(device_acls(device_id, profile))},
+        {"command": "createClient", "username": device_id, "password": password,
+         "clientid": device_id, "textdescription": MANAGED,
+         "roles": [{"rolename": role, "priority": 0}]},
+    ]
+
+
+def delete_device_commands(device_id: str) -> list[dict]:
+    """Deleting a client disconnects it at once if it is connected."""
+    return [{"command": "deleteClient", "username": device_id},
+            {"command": "deleteRole", "rolename": _device_role(device_id)}]
+
+
+def add_device(broker: DynSec, *, device_id: str, profile: str, password: str) -> None:
+    # A leftover account of the same name (say, from a broker that outlived
+    # the registry) must not keep its old password or rights.
+    broker.run(*delete_device_commands(device_id), missing_ok=True)
+    broker.run(*create_device_commands(device_id, profile, password))
+
+
+def remove_device(broker: DynSec, device_id: str) -> None:
+    broker.run(*delete_device_commands(device_id), missing_ok=True)
+
+
+def set_device_password(broker: DynSec, device_id: str, password: str) -> None:
+    """A new password; a session that logged in with the old one is ended, so
+    the device must come back with the new one."""
+    broker.run({"command": "setClientPassword", "username": device_id, "password": password},
+               {"command": "disableClient", "username": device_id},
+               {"command": "enableClient", "username": device_id})
+
+
+@dataclass
+class SyncReport:
+    """What :func:`sync` changed on the broker."""
+
+    created_services: list[str] = field(default_factory=list)
+    updated_roles: list[str] = field(default_factory=list)
+    removed_devices: list[str] = field(default_factory=list)
+    missing_devices: list[str] = field(default_factory=list)
+    fixed_devices: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created_services or self.updated_roles or self.removed_devices
+                    or self.fixed_devices)
+
+    def lines(self) -> list[str]:
+        out = [f"service account {n}: created" for n in self.created_services]
+        out += [f"role {n}: rights restored" for n in self.updated_roles]
+        out += [f"device {n}: client id binding or roles restored" for n in self.fixed_devices]
+        out += [f"device {n}: removed from the broker (revoked or not registered)"
+                for n in self.removed_devices]
+        out += [f"device {n}: registered but has no broker account; only its password's hash "
+                f"is kept, so give it a new one: agri devices rotate {n}"
+                for n in self.missing_devices]
+        return out or ["broker and registry agree: nothing changed"]
+
+    def to_json(self) -> dict:
+        return {"created_services": self.created_services, "updated_roles": self.updated_roles,
+                "fixed_devices": self.fixed_devices, "removed_devices": self.removed_devices,
+                "missing_devices": self.missing_devices}
+
+
+def ensure_services(broker: DynSec, admin_password: str, report: SyncReport) -> None:
+    """The platform's service accounts and roles exist with the right rights
+    and their derived passwords."""
+    clients = set(_list(broker, "listClients", "clients"))
+    for account, acls in SERVICE_ACLS.items():
+        _ensure_role(broker, account, acls, report)
+        password = service_password(admin_password, account)
+        if account in clients:
+            broker.run({"command": "setClientPassword", "username": account,
+                        "password": password})
+        else:
+            broker.run({"command": "createClient", "username": account, "password": password,
+                        "textdescription": MANAGED, "roles": [{"rolename": account}]})
+            report.created_services.append(account)
+
+
+def _ensure_role(broker: DynSec, name: str, acls: tuple[dict, ...], report: SyncReport) -> None:
+    want = {(a["acltype"], a["topic"], a["allow"]) for a in acls}
+    try:
+        have = role_acls(broker.run({"command": "getRole", "rolename": name})[0])
+    except DynSecError:
+        broker.run({"command": "createRole", "rolename": name, "textdescription": MANAGED,
+                    "acls": list(acls)})
+        return
+    if have == want:
+        return
+    for acltype, topic, _ in have - want:
+        broker.run({"command": "removeRoleACL", "rolename": name, "acltype": acltype,
+                    "topic": topic})
+    for a in acls:
+        if (a["acltype"], a["topic"], a["allow"]) not in have:
+            broker.run({"command": "addRoleACL", "rolename": name, **a})
+    report.updated_roles.append(name)
+
+
+def _list(broker: DynSec, command: str, key: str) -> list[str]:
+    data = broker.run({"command": command, "verbose": False})[0] or {}
+    return list(data.get(key, []))
+
+
+def sync(broker: DynSec, conn: psycopg.Connection, *, admin_password: str) -> SyncReport:
+    """Make the broker's accounts what the registry says; report the changes."""
+    from agri.devices import registry
+
+    report = SyncReport()
+    ensure_services(broker, admin_password, report)
+    active = {d.id: d for d in registry.list_devices(conn) if d.revoked_at is None}
+    clients = set(_list(broker, "listClients", "clients"))
+    roles = set(_list(broker, "listRoles", "roles"))
+    for name in sorted(roles):
+        if name.startswith(DEVICE_ROLE_PREFIX) and name[len(DEVICE_ROLE_PREFIX):] not in active:
+            broker.run({"command": "deleteRole", "rolename": name}, missing_ok=True)
+    for name in sorted(clients):
+        if name in active or is_reserved(name):
+            continue
+        info = broker.run({"command": "getClient", "username": name})[0] or {}
+        client = info.get("client", {})
+        if client.get("textdescription") == MANAGED or any(
+                r.get("rolename", "").startswith(DEVICE_ROLE_PREFIX)
+                for r in client.get("roles", [])):
+            remove_device(broker, name)
+            report.removed_devices.append(name)
+    for device_id, device in sorted(active.items()):
+        if device_id not in clients:
+            report.missing_devices.append(device_id)
+            continue
+        _ensure_role(broker, _device_role(device_id), device_acls(device_id, device.profile),
+                     report)
+        info = broker.run({"command": "getClient", "username": device_id})[0] or {}
+        client = info.get("client", {})
+        role = _device_role(device_id)
+        wrong_roles = [r["rolename"] for r in client.get("roles", []) if r["rolename"] != role]
+        fixed = False
+        if client.get("clientid") != device_id:
+            broker.run({"command": "setClientId", "username": device_id, "clientid": device_id})
+            fixed = True
+        for other in wrong_roles:
+            broker.run({"command": "removeClientRole", "username": device_id,
+                        "rolename": other})
+            fixed = True
+        if role not in {r["rolename"] for r in client.get("roles", [])}:
+            broker.run({"command": "addClientRole", "username": device_id, "rolename": role})
+            fixed = True
+        if client.get("groups"):
+            for group in client["groups"]:
+                broker.run({"command": "removeGroupClient", "groupname": group["groupname"],
+                            "username": device_id})
+            fixed = True
+        if client.get("disabled"):
+            broker.run({"command": "enableClient", "username": device_id})
+            fixed = True
+        if fixed:
+            report.fixed_devices.append(device_id)
+    for line in report.lines():
+        logger.info("broker sync: %s", line)
+    return report
+
+
+def admin_password(url: str) -> str:
+    return mqtt.parse_url(url).password or ""

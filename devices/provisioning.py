@@ -1,0 +1,86 @@
+"""Adding, rotating and revoking devices: the registry and the broker change
+together, or neither does.
+
+Each change runs in one database transaction that commits only once the
+broker has taken it, so the registry never says a device is active (or
+revoked) while the broker thinks otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+from agri.devices import broker_accounts, registry
+from agri.devices.dynsec import DynSec
+
+logger = logging.getLogger(__name__)
+
+
+def add(conn: psycopg.Connection, admin_url: str, *, device_id: str, profile_name: str,
+        field_id: str | None = None, owner: str | None = None,
+        dev_eui: str | None = None) -> str:
+    """Register a device and create its broker account; returns its password
+    (shown once, only its hash is kept)."""
+    admin_url = broker_accounts.admin_url(admin_url)
+    with DynSec(admin_url) as broker:
+        with conn.transaction():
+            password = registry.add_device(conn, device_id=device_id, profile_name=profile_name,
+                                           field_id=field_id, owner=owner, dev_eui=dev_eui)
+            broker_accounts.add_device(broker, device_id=device_id, profile=profile_name,
+                                       password=password)
+        return password
+
+
+def add_many(conn: psycopg.Connection, admin_url: str,
+             devices: list[tuple[str, str, str | None, str | None]]) -> int:
+    """Register (id, profile, field, DevEUI) devices and create their broker
+    accounts, in one transaction and one broker connection; the passwords are
+    not kept anywhere (for devices whose messages arrive through a service
+    account, such as the simulator's fleet). Returns how many."""
+    if not devices:
+        return 0
+    admin_url = broker_accounts.admin_url(admin_url)
+    with DynSec(admin_url) as broker, conn.transaction():
+        leftovers: list[dict] = []
+        creates: list[dict] = []
+        for device_id, profile, field_id, dev_eui in devices:
+            password = registry.add_device(conn, device_id=device_id, profile_name=profile,
+                                           field_id=field_id, dev_eui=dev_eui)
+            leftovers += broker_accounts.delete_device_commands(device_id)
+            creates += broker_accounts.create_device_commands(device_id, profile, password)
+        broker.run(*leftovers, missing_ok=True)
+        broker.run(*creates)
+    return len(devices)
+
+
+def rotate(conn: psycopg.Connection, admin_url: str, device_id: str) -> str:
+    """A new password for an active device; the old one stops working at once
+    and a session logged in with it is ended."""
+    admin_url = broker_accounts.admin_url(admin_url)
+    with DynSec(admin_url) as broker, conn.transaction():
+        device = registry.get_device(conn, device_id)
+        if device is None:
+            raise registry.RegistryError(f"no device {device_id!r}")
+        if device.revoked_at is not None:
+            raise registry.RegistryError(f"device {device_id!r} is revoked; register a new one")
+        password = registry.new_device_password(conn, device_id)
+        try:
+            broker_accounts.set_device_password(broker, device_id, password)
+        except broker_accounts.DynSecError:
+            # Not on the broker (a rebuilt broker, say): create its account.
+            broker_accounts.add_device(broker, device_id=device_id, profile=device.profile,
+                                       password=password)
+        return password
+
+
+def revoke(conn: psycopg.Connection, admin_url: str, device_id: str) -> bool:
+    """Revoke; a connected device is disconnected at once. False if there is
+    no such device. Revoking twice is harmless."""
+    admin_url = broker_accounts.admin_url(admin_url)
+    with DynSec(admin_url) as broker, conn.transaction():
+        if not registry.revoke_device(conn, device_id):
+            return False
+        broker_accounts.remove_device(broker, device_id)
+        return True
