@@ -195,7 +195,7 @@ def cmd_fields_import(args, settings) -> int:
 
 
 def cmd_bench(args, settings) -> int:
-    from agri.ingest.bench import run_bench
+    from agri.deploy.bench_ingest import run_bench
 
     return run_bench(args, settings)
 

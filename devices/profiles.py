@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from types import MappingProxyType
 
 
@@ -20,8 +21,9 @@ class Metric:
 
     ``low``/``high`` bound the physically possible value in the canonical
     unit; anything outside is a sensor or encoding fault and is rejected.
-    ``convert`` maps accepted non-canonical units to the factor that turns
-    them into the canonical unit (only exact conversions).
+    ``convert`` maps accepted non-canonical units to the exact factor (a
+    Fraction) that turns them into the canonical unit; :func:`scale` applies
+    it with one correctly rounded result.
     """
 
     name: str
@@ -29,23 +31,42 @@ class Metric:
     low: float
     high: float
     description: str
-    convert: Mapping[str, float] = field(default_factory=dict)
-    boolean: bool = False  # accepts SenML ``vb`` (stored as 0/1)
+    convert: Mapping[str, Fraction] = field(default_factory=dict)
+    boolean: bool = False  # accepts SenML ``vb`` (stored as 0/1, never scaled)
 
-    def factor(self, unit: str | None) -> float | None:
-        """Factor from ``unit`` to the canonical unit; None if not accepted."""
+    def factor(self, unit: str | None) -> Fraction | None:
+        """Exact factor from ``unit`` to the canonical unit; None if not accepted."""
         if unit is None or unit == self.unit:
-            return 1.0
+            return ONE
         return self.convert.get(unit)
+
+
+ONE = Fraction(1)
+
+
+def scale(value: float, factor: Fraction) -> float:
+    """``value * factor`` rounded once, as if computed exactly: 0.07 cm is the
+    float nearest to 0.0007 m (multiplying by the float 0.01 is not). Factors
+    n or 1/n take one float operation; any other ratio goes through Fraction."""
+    if factor == ONE:
+        return value
+    n, d = factor.numerator, factor.denominator
+    if d == 1:
+        return value * n
+    if n == 1:
+        return value / d
+    return float(Fraction(value) * factor)
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """A kind of device: its metrics and their expected reporting interval (s)."""
+    """A kind of device: its metrics and their expected reporting interval (s);
+    ``flights``: it sends drone flight records (only such devices may)."""
 
     name: str
     description: str
     intervals_s: Mapping[str, int]
+    flights: bool = False
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -60,24 +81,28 @@ METRICS: Mapping[str, Metric] = _metrics(
     # Paddy water. Level is relative to the soil surface: negative when the
     # paddy is drained below the surface (mid-season drainage, final drainage).
     Metric("water_level", "m", -0.30, 0.50, "paddy water depth above the soil surface",
-           {"cm": 0.01, "mm": 0.001}),
+           {"cm": Fraction(1, 100), "mm": Fraction(1, 1000)}),
     Metric("water_temp", "Cel", -5.0, 50.0, "paddy water temperature"),
     Metric("battery", "%EL", 0.0, 100.0, "remaining battery charge"),
     # Weather station.
     Metric("air_temp", "Cel", -40.0, 50.0, "air temperature at 1.5 m"),
     Metric("rel_humidity", "%RH", 0.0, 100.0, "relative humidity"),
     Metric("precipitation", "mm", 0.0, 200.0, "precipitation during the record interval",
-           {"m": 1000.0}),
-    Metric("wind_speed", "m/s", 0.0, 75.0, "mean wind speed over the record interval"),
+           {"m": Fraction(1000)}),
+    # km/h: a secondary unit of m/s (RFC 8798), factor 1000/3600 = 5/18.
+    Metric("wind_speed", "m/s", 0.0, 75.0, "mean wind speed over the record interval",
+           {"km/h": Fraction(5, 18)}),
     Metric("wind_direction", "deg", 0.0, 360.0, "direction the wind blows from"),
     Metric("solar_radiation", "W/m2", 0.0, 1500.0, "global solar irradiance"),
     Metric("sunshine_duration", "s", 0.0, 3600.0,
            "seconds of bright sunshine during the record interval (at most one hour)"),
     Metric("leaf_wetness", "/", 0.0, 1.0,
-           "fraction of the record interval the leaf-wetness sensor read wet", {"%": 0.01},
+           "fraction of the record interval the leaf-wetness sensor read wet",
+           {"%": Fraction(1, 100)},
            boolean=True),
     # Soil.
-    Metric("soil_moisture", "/", 0.0, 1.0, "volumetric water content (m3/m3)", {"%": 0.01}),
+    Metric("soil_moisture", "/", 0.0, 1.0, "volumetric water content (m3/m3)",
+           {"%": Fraction(1, 100)}),
     Metric("soil_temp", "Cel", -20.0, 50.0, "soil temperature at 10 cm"),
     Metric("soil_ec", "S/m", 0.0, 2.0, "bulk electrical conductivity of the soil"),
 )
@@ -94,7 +119,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         Profile("soil", "soil moisture, temperature and EC probe",
                 {"soil_moisture": 1800, "soil_temp": 1800, "soil_ec": 1800, "battery": 3600}),
         Profile("drone", "survey or spraying drone (flight records and imagery, no readings)",
-                {}),
+                {}, flights=True),
     )
 })
 

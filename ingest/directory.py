@@ -1,5 +1,6 @@
-"""The ingest's view of the device registry: id -> profile, revoked or not,
-and DevEUI -> id for ChirpStack. Reloaded periodically and on a miss."""
+"""The ingest's view of the device registry: id -> profile, field, owner,
+revoked or not, DevEUI -> id for ChirpStack, and each field's owner (which
+fields a drone may serve). Reloaded periodically and on a miss."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class KnownDevice:
     profile: Profile
     metrics: dict[str, Metric]
     revoked: bool
+    field_id: str | None = None
+    owner: str | None = None
 
 
 class Directory:
@@ -32,6 +35,7 @@ class Directory:
         self._conn: psycopg.Connection | None = None
         self._by_id: dict[str, KnownDevice] = {}
         self._by_eui: dict[str, str] = {}
+        self._field_owner: dict[str, str | None] = {}
         self._loaded_at = -1e9
         self._metrics = {name: profile_metrics(p) for name, p in PROFILES.items()}
 
@@ -44,6 +48,13 @@ class Directory:
             self.reload()
             device = self._find(key, dev_eui)
         return device
+
+    def field(self, field_id: str) -> tuple[bool, str | None]:
+        """Whether the field exists, and its owner."""
+        if field_id not in self._field_owner and time.monotonic() - self._loaded_at > \
+                MISS_REFRESH_S:
+            self.reload()
+        return field_id in self._field_owner, self._field_owner.get(field_id)
 
     def _find(self, key: str, dev_eui: bool) -> KnownDevice | None:
         if dev_eui:
@@ -59,7 +70,9 @@ class Directory:
                 if self._conn is None or self._conn.closed:
                     self._conn = self._connect()
                 rows = self._conn.execute(
-                    "SELECT id, profile, revoked_at IS NOT NULL, dev_eui FROM devices").fetchall()
+                    "SELECT id, profile, revoked_at IS NOT NULL, dev_eui, field_id, owner "
+                    "FROM devices").fetchall()
+                fields = self._conn.execute("SELECT id, owner FROM fields").fetchall()
                 self._conn.rollback()
                 break
             except psycopg.OperationalError as exc:
@@ -70,8 +83,9 @@ class Directory:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self._by_id = {
-            r[0]: KnownDevice(r[0], PROFILES[r[1]], self._metrics[r[1]], r[2])
+            r[0]: KnownDevice(r[0], PROFILES[r[1]], self._metrics[r[1]], r[2], r[4], r[5])
             for r in rows if r[1] in PROFILES
         }
         self._by_eui = {r[3]: r[0] for r in rows if r[3]}
+        self._field_owner = dict(fields)
         self._loaded_at = time.monotonic()

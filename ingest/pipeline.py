@@ -1,26 +1,36 @@
 """The path of one message: topic -> device -> codec -> validation -> batch.
 
 Nothing here raises for bad input: whatever cannot be stored becomes a
-reject with its reason, and the good records of a partly bad pack are kept.
+reject with its reason (bounded, see ``ingest/rejects.py``), and the good
+records of a partly bad pack are kept.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 
 import orjson
 
 from agri.devices import codecs
 from agri.devices.topics import Format, Route, parse
+from agri.ingest import rejects
 from agri.ingest.batch import Batch
-from agri.ingest.directory import Directory
-from agri.ingest.validate import TimeLimits, validate
+from agri.ingest.directory import Directory, KnownDevice
+from agri.ingest.validate import TimeLimits, time_problem, validate
 
 logger = logging.getLogger(__name__)
 
 READING_FORMATS = {Format.SENML_JSON, Format.SENML_CBOR, Format.TTS_UPLINK,
                    Format.CHIRPSTACK_UPLINK}
+
+
+# Numeric record times at or above this are not read at all (an int that large
+# does not fit a float); anything above MILLISECONDS_THRESHOLD is refused anyway.
+TIME_LIMIT = 1e18
+
+
+class Refused(ValueError):
+    """A readable message the platform does not accept; the message says why."""
 
 
 class Pipeline:
@@ -32,23 +42,35 @@ class Pipeline:
     def handle(self, topic: str, payload: bytes, received: float, batch: Batch) -> None:
         """Decode and check one message into ``batch``."""
         batch.messages += 1
-        if len(payload) > self.max_payload:
-            return _reject(batch, received, topic, None,
-                           f"payload of {len(payload)} bytes exceeds the limit of "
-                           f"{self.max_payload} bytes", payload)
+        device_id = self._handle(topic, payload, received, batch)
+        batch.end_message((received, topic, device_id, payload))
+
+    def _handle(self, topic: str, payload: bytes, received: float, batch: Batch) -> str | None:
+        """Returns the sending device's id when known."""
         route = parse(topic)
         if route is None:
-            return _reject(batch, received, topic, None, "topic is not part of the device "
-                           "contract (see DESIGN.md, MQTT topics)", payload)
+            _reject(batch, received, topic, None, "topic is not part of the device contract "
+                    "(agri/v1/devices/{id}/senml, senml-cbor or events; "
+                    "agri/v1/drones/{id}/flights; a LoRaWAN network server's uplink)", payload)
+            return None
+        if len(payload) > self.max_payload:
+            # Before any lookup: the device id of a native topic is the sender's.
+            device_id = None if route.dev_eui else route.device
+            _reject(batch, received, topic, device_id,
+                    f"payload of {len(payload)} bytes exceeds the limit of "
+                    f"{self.max_payload} bytes", payload)
+            return device_id
         device = self.directory.lookup(route.device, dev_eui=route.dev_eui)
         device_id = device.id if device else (None if route.dev_eui else route.device)
         if device is None:
             what = "DevEUI" if route.dev_eui else "device"
-            return _reject(batch, received, topic, device_id,
-                           f"unknown {what} {route.device!r}: register it with "
-                           f"`agri devices add`", payload)
+            _reject(batch, received, topic, device_id,
+                    f"unknown {what} {route.device!r}: register it with `agri devices add`",
+                    payload)
+            return device_id
         if device.revoked:
-            return _reject(batch, received, topic, device_id, "device is revoked", payload)
+            _reject(batch, received, topic, device_id, "device is revoked", payload)
+            return device_id
         try:
             if route.format in READING_FORMATS:
                 records, errors = _decode(route, payload, received)
@@ -56,19 +78,67 @@ class Pipeline:
                                      metrics=device.metrics, received=received,
                                      limits=self.limits)
                 batch.rows.extend(rows)
-                for index, reason, raw in (*errors, *bad):
-                    _reject(batch, received, topic, device_id, reason,
-                            orjson.dumps(raw, default=str), index)
+                if errors or bad:
+                    batch.rejects += rejects.record_rejects(
+                        received=received, topic=topic, device_id=device_id,
+                        errors=[*errors, *bad])
             elif route.format is Format.EVENTS:
-                batch.events.append(_event(device.id, payload, received))
+                batch.events.append(self._event(device, payload, received))
             else:
-                batch.flights.append(_flight(device.id, payload, received))
-        except codecs.DecodeError as exc:
+                batch.flights.append(self._flight(device, payload, received))
+        except (codecs.DecodeError, Refused) as exc:
             _reject(batch, received, topic, device_id, str(exc), payload)
         except Exception as exc:  # noqa: BLE001 - nothing from a device may stop ingest
-            logger.exception("unexpected error decoding a message on %s", topic)
+            logger.exception("unexpected error decoding a message on %s", topic[:200])
             _reject(batch, received, topic, device_id,
                     f"could not be decoded ({type(exc).__name__}: {exc})", payload)
+        return device_id
+
+    def _time(self, body: dict, received: float, what: str) -> float:
+        t = _time_of(body, received)
+        problem = time_problem(t, received=received, limits=self.limits)
+        if problem:
+            raise Refused(f"{what}: {problem}")
+        return t
+
+    def _event(self, device: KnownDevice, payload: bytes, received: float):
+        body = _json_object(payload, "device event")
+        kind = body.get("type") or body.get("kind")
+        if not isinstance(kind, str) or not kind:
+            raise codecs.DecodeError("a device event needs a \"type\" (boot, battery, fault, ...)")
+        t = self._time(body, received, "device event")
+        return (device.id, t, kind, orjson.dumps(body).decode(), received)
+
+    def _flight(self, drone: KnownDevice, payload: bytes, received: float):
+        """A drone's flight record, for fields the drone may serve: the field
+        it is registered to, or fields of its owner."""
+        if not drone.profile.flights:
+            raise Refused(f"flight records are accepted only from drones; device {drone.id!r} "
+                          f"has profile {drone.profile.name!r}")
+        body = _json_object(payload, "flight record")
+        kind = body.get("kind")
+        if kind not in ("survey", "spray"):
+            raise codecs.DecodeError("a flight record needs \"kind\": \"survey\" or \"spray\"")
+        field_id = body.get("field")
+        if field_id is not None and not isinstance(field_id, str):
+            raise codecs.DecodeError("\"field\" must be a field id")
+        named = body.get("fields", [])
+        if not isinstance(named, list) or not all(isinstance(f, str) for f in named):
+            raise codecs.DecodeError("\"fields\" must be a list of field ids")
+        served = ([field_id] if field_id is not None else []) + named
+        if not served:
+            raise Refused("a flight record names the field it served (\"field\") or fields "
+                          "(\"fields\")")
+        for f in served:
+            exists, owner = self.directory.field(f)
+            if not exists:
+                raise Refused(f"unknown field {f[:80]!r}: import it with `agri fields import`")
+            if f != drone.field_id and (drone.owner is None or owner != drone.owner):
+                raise Refused(f"drone {drone.id!r} may not serve field {f!r}: register it to "
+                              f"that field (--field) or to the field's owner (--owner)")
+        t = self._time({"time": body.get("started_at", body.get("time"))}, received,
+                       "flight record")
+        return (drone.id, t, kind, field_id, orjson.dumps(body).decode(), received)
 
 
 def _decode(route: Route, payload: bytes, received: float):
@@ -84,8 +154,8 @@ def _decode(route: Route, payload: bytes, received: float):
 
 
 def _reject(batch: Batch, received: float, topic: str, device_id: str | None, reason: str,
-            payload: bytes, index: int | None = None) -> None:
-    batch.rejects.append((received, topic, device_id, reason, index, payload))
+            payload: bytes) -> None:
+    batch.rejects.append((received, topic, device_id, reason, None, payload))
 
 
 def _json_object(payload: bytes, what: str) -> dict:
@@ -96,31 +166,13 @@ def _json_object(payload: bytes, what: str) -> dict:
 
 
 def _time_of(body: dict, received: float) -> float:
+    """The record's time: RFC 3339 text or seconds since 1970 (the arrival time
+    when it has none); its limits are checked by the caller."""
     t = body.get("time", body.get("t"))
     if t is None:
         return received
     if isinstance(t, str):
         return codecs.parse_time(t)
-    if type(t) in (int, float) and math.isfinite(t) and 0 < t < 1e11:
+    if type(t) in (int, float) and 0 < t < TIME_LIMIT:
         return float(t)
     raise codecs.DecodeError("time must be RFC 3339 text or seconds since 1970")
-
-
-def _event(device_id: str, payload: bytes, received: float):
-    body = _json_object(payload, "device event")
-    kind = body.get("type") or body.get("kind")
-    if not isinstance(kind, str) or not kind:
-        raise codecs.DecodeError("a device event needs a \"type\" (boot, battery, fault, ...)")
-    return (device_id, _time_of(body, received), kind, orjson.dumps(body).decode(), received)
-
-
-def _flight(drone_id: str, payload: bytes, received: float):
-    body = _json_object(payload, "flight record")
-    kind = body.get("kind")
-    if kind not in ("survey", "spray"):
-        raise codecs.DecodeError("a flight record needs \"kind\": \"survey\" or \"spray\"")
-    field_id = body.get("field")
-    if field_id is not None and not isinstance(field_id, str):
-        raise codecs.DecodeError("\"field\" must be a field id")
-    t = _time_of({"time": body.get("started_at", body.get("time"))}, received)
-    return (drone_id, t, kind, field_id, orjson.dumps(body).decode(), received)

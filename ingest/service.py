@@ -4,6 +4,9 @@ Threads: paho's network thread only queues messages; the decoder thread
 turns them into batches; the writer (the caller's thread) commits each batch
 and then acknowledges its messages. QoS 1, a fixed client id and a session
 that outlives the process mean that whatever was not committed comes again.
+So when a thread dies of an unexpected error, the worker ends at once with
+that error (a non-zero exit for its supervisor) rather than hold messages
+it will never acknowledge.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from agri.ingest.directory import Directory
 from agri.ingest.pipeline import Pipeline
 from agri.ingest.stats import Stats
 from agri.ingest.validate import TimeLimits
-from agri.ingest.writer import Writer
+from agri.ingest.writer import Writer, Written
 from agri.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -39,28 +42,42 @@ SYS_TOPICS = {
 }
 WRITE_QUEUE_BATCHES = 2  # batches decoded ahead of the one being written
 POLL_S = 0.05
-IDLE_SAVE_S = 1.0
-DISCONNECT_WAIT_S = 5.0  # with nothing to write, counters are still saved this often
+IDLE_POLL_S = 0.1  # how often a retiring worker checks whether anything arrived
+IDLE_SAVE_S = 1.0  # with nothing to write, counters are still saved this often
+DISCONNECT_WAIT_S = 5.0
 # Age of a reading when its batch commits (commit time - measurement time):
 # histogram bucket upper bounds, seconds.
 AGE_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
                10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0, float("inf"))
 
 
+class WorkerFailed(RuntimeError):
+    """A thread of the ingest worker died; the worker stops so that its
+    supervisor restarts it (unacknowledged messages come again)."""
+
+
+class _Died:
+    """Put in the outbox by a thread that died, with its error."""
+
+    def __init__(self, thread: str, error: BaseException) -> None:
+        self.thread = thread
+        self.error = error
+
+
 class IngestService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.worker = settings.ingest_worker
-        self.db_url = settings.db_url()
+        self.db_url = settings.db_url("ingest")
         self.stats = Stats(self.worker)
         self.age_counts = np.zeros(len(AGE_BUCKETS), dtype=np.int64)
         self.pipeline = Pipeline(
             directory=Directory(lambda: connect(self.db_url)),
-            limits=TimeLimits(settings.max_age_days * 86400, settings.max_future_s),
-            max_payload=settings.max_payload_bytes)
+            limits=TimeLimits.of(settings), max_payload=settings.max_payload_bytes)
         self.writer = Writer(self.db_url)
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self.outbox: queue.Queue[Batch | None] = queue.Queue(WRITE_QUEUE_BATCHES)
+        self.outbox: queue.Queue[Batch | _Died | None] = queue.Queue(WRITE_QUEUE_BATCHES)
+        self.arrived = 0  # messages handed over by the network thread (moves at once)
         self.connection = 0  # bumped at every (re)connect: acks of older ones are stale
         self.stopping = threading.Event()
         self.disconnected = threading.Event()
@@ -116,9 +133,17 @@ class IngestService:
             return
         if self.stopping.is_set():
             return  # not acknowledged: the broker keeps it for the next session
+        self.arrived += 1
         self.inbox.put((msg.topic, msg.payload, msg.mid, msg.qos, self.connection, time.time()))
 
     # -- decoder thread --------------------------------------------------
+    def _decode_thread(self) -> None:
+        try:
+            self._decode_loop()
+        except BaseException as exc:  # noqa: BLE001 - handed to the writer, which stops
+            logger.critical("decoder thread died: %s", exc, exc_info=True)
+            self.outbox.put(_Died("decoder", exc))
+
     def _decode_loop(self) -> None:
         max_readings = self.settings.ingest_batch_readings
         max_wait = self.settings.ingest_batch_seconds
@@ -136,16 +161,24 @@ class IngestService:
                 self.pipeline.handle(topic, payload, received, batch)
                 batch.acks.append((mid, qos, conn_no))
             full = len(batch.rows) >= max_readings or batch.messages >= max_readings
-            if batch.messages and (full or time.monotonic() >= deadline):
+            stop = item is None and self.stopping.is_set()
+            if batch.messages and (full or stop or time.monotonic() >= deadline):
                 self.outbox.put(batch)
                 batch = Batch()
-            elif item is None and self.stopping.is_set():
+            if stop:
                 self.outbox.put(None)
                 return
 
     # -- writer (caller's thread) ------------------------------------------
     def _commit(self, batch: Batch) -> None:
         written = self.writer.write(batch)
+        self._count(batch, written)
+        if written.rejected or written.conflict:
+            logger.info("batch: %d stored, %d duplicate, %d conflict, %d rejected",
+                        written.stored, written.duplicate, written.conflict, written.rejected)
+        self.stats.maybe_save(self._stats_connection, self._drop_stats_connection)
+
+    def _count(self, batch: Batch, written: Written) -> None:
         committed = time.time()
         current = self.connection
         for mid, qos, conn_no in batch.acks:
@@ -156,15 +189,14 @@ class IngestService:
             self.age_counts += np.bincount(np.searchsorted(AGE_BUCKETS, ages),
                                            minlength=len(AGE_BUCKETS))[:len(AGE_BUCKETS)]
         self.stats.add(messages_received=batch.messages, readings_stored=written.stored,
-                       readings_duplicate=written.duplicate, rejects=written.rejected,
-                       batches_committed=1, events_stored=len(batch.events) + len(batch.flights))
+                       readings_duplicate=written.duplicate, readings_conflict=written.conflict,
+                       rejects=written.rejected, batches_committed=1,
+                       events_stored=written.events_stored,
+                       events_duplicate=written.events_duplicate,
+                       messages_refused=written.refused)
         self.stats.set(lag_seconds=committed - batch.first_received,
                        queue_depth=self.inbox.qsize())
         self.stats.values["age_histogram"] = self.age_counts.tolist()  # type: ignore[assignment]
-        if written.rejected:
-            logger.info("batch: %d stored, %d duplicate, %d rejected", written.stored,
-                        written.duplicate, written.rejected)
-        self.stats.maybe_save(self._stats_connection)
 
     def _maybe_maintain(self) -> None:
         keep = self.settings.raw_retention_days
@@ -175,11 +207,19 @@ class IngestService:
             maintenance.drop_old_readings(self._stats_connection(), keep_days=keep)
         except psycopg.Error as exc:
             logger.warning("retention job failed: %s", exc)
+            self._drop_stats_connection()
 
     def _stats_connection(self):
+        """The connection for counters and maintenance; after any error it is
+        dropped (``_drop_stats_connection``) and the next call opens another."""
         if self._stats_conn is None or self._stats_conn.closed:
             self._stats_conn = connect(self.db_url)
         return self._stats_conn
+
+    def _drop_stats_connection(self) -> None:
+        if self._stats_conn is not None:
+            self._stats_conn.close()
+            self._stats_conn = None
 
     def run(self, *, retire_after_idle_s: float | None = None) -> None:
         """Consume until ``stop()``; then commit what was received and disconnect.
@@ -196,8 +236,9 @@ class IngestService:
         self.stats.resume(self._stats_connection())
         if "age_histogram" in self.stats.values:
             self.age_counts[:] = self.stats.values["age_histogram"]
+        self.stats.set(retired=0)
         self.client.loop_start()
-        decoder = threading.Thread(target=self._decode_loop, name="ingest-decode", daemon=True)
+        decoder = threading.Thread(target=self._decode_thread, name="ingest-decode", daemon=True)
         decoder.start()
         logger.info("ingest worker %s running", self.worker)
         if retire_after_idle_s is not None:
@@ -209,17 +250,27 @@ class IngestService:
                     batch = self.outbox.get(timeout=IDLE_SAVE_S)
                 except queue.Empty:
                     self.stats.set(queue_depth=self.inbox.qsize())
-                    self.stats.maybe_save(self._stats_connection)
+                    self.stats.maybe_save(self._stats_connection, self._drop_stats_connection)
                     self._maybe_maintain()
                     continue
                 if batch is None:
                     break
+                if isinstance(batch, _Died):
+                    raise WorkerFailed(f"the {batch.thread} thread died: {batch.error!r}; "
+                                       f"stopping so that the worker is restarted") \
+                        from batch.error
                 self._commit(batch)
+        except BaseException:
+            failed = True
+            raise
+        else:
+            failed = False
         finally:
             props = None
-            if retire_after_idle_s is not None:
+            if retire_after_idle_s is not None and not failed:
                 props = Properties(PacketTypes.DISCONNECT)
                 props.SessionExpiryInterval = 0
+                self.stats.set(retired=1)
                 logger.info("worker %s retired: its session ends now", self.worker)
             self.stopping.set()
             self.client.disconnect(properties=props)
@@ -228,19 +279,20 @@ class IngestService:
             if not self.disconnected.wait(DISCONNECT_WAIT_S):
                 logger.warning("no clean disconnect from the broker")
             self.client.loop_stop()
-            self.stats.maybe_save(self._stats_connection, force=True)
+            self.stats.maybe_save(self._stats_connection, self._drop_stats_connection,
+                                  force=True)
             self.writer.close()
             if self._stats_conn is not None:
                 self._stats_conn.close()
             logger.info("ingest worker %s stopped: %s", self.worker, self.stats.snapshot())
 
     def _stop_when_idle(self, idle_s: float) -> None:
+        """Stop once no message arrived for ``idle_s`` (what arrived is then
+        committed before the session ends)."""
         seen, quiet_since = -1, time.monotonic()
-        while not self.stopping.is_set():
-            time.sleep(0.1)
-            received = self.stats.values["messages_received"] + self.inbox.qsize()
-            if received != seen or self.connection == 0:
-                seen, quiet_since = received, time.monotonic()
+        while not self.stopping.wait(IDLE_POLL_S):
+            if self.arrived != seen or self.connection == 0:
+                seen, quiet_since = self.arrived, time.monotonic()
             elif time.monotonic() - quiet_since >= idle_s:
                 self.stop()
 

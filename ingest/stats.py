@@ -15,8 +15,9 @@ logger = logging.getLogger(__name__)
 SAVE_EVERY_S = 2.0
 LOG_EVERY_S = 60.0
 
-COUNTERS = ("messages_received", "readings_stored", "readings_duplicate", "rejects",
-            "batches_committed", "events_stored")
+COUNTERS = ("messages_received", "readings_stored", "readings_duplicate",
+            "readings_conflict", "rejects", "batches_committed", "events_stored",
+            "events_duplicate", "messages_refused")
 GAUGES = ("lag_seconds", "queue_depth", "broker_dropped_messages", "broker_stored_messages")
 
 
@@ -53,7 +54,10 @@ class Stats:
         with self._lock:
             return dict(self.values)
 
-    def maybe_save(self, conn_factory, *, force: bool = False) -> None:
+    def maybe_save(self, conn_factory, on_error=None, *, force: bool = False) -> None:
+        """Log every LOG_EVERY_S and save every SAVE_EVERY_S (or now, ``force``)
+        through ``conn_factory()``; after a database error ``on_error()`` is
+        called (to drop the connection) and the next save tries again."""
         now = time.monotonic()
         if now - self._logged_at >= LOG_EVERY_S:
             self._logged_at = now
@@ -70,4 +74,7 @@ class Stats:
                 (self.worker, orjson.dumps(self.snapshot()).decode()))
             conn.commit()
         except psycopg.Error as exc:
-            logger.debug("could not save ingest stats: %s", exc)
+            logger.warning("could not save ingest stats (%s); trying again with a new "
+                           "connection", exc)
+            if on_error is not None:
+                on_error()

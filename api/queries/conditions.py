@@ -22,8 +22,11 @@ def status(age_s: float, interval_s: int) -> str:
     return "ok"
 
 
-async def latest_by_metric(conn: AsyncConnection, devices: list[tuple[str, str]]) -> dict:
-    """``devices``: (id, profile). One index probe per (device, metric)."""
+async def latest_by_metric(conn: AsyncConnection, devices: list[tuple[str, str]], *,
+                           max_future_s: float) -> dict:
+    """``devices``: (id, profile). One index probe per (device, metric);
+    readings further ahead than ingest accepts now (``max_future_s``, from
+    AGRI_MAX_FUTURE_S) do not count as the latest yet."""
     pairs = [(d, m) for d, p in devices for m in PROFILES[p].metrics]
     if not pairs:
         return {}
@@ -33,9 +36,9 @@ async def latest_by_metric(conn: AsyncConnection, devices: list[tuple[str, str]]
            CROSS JOIN LATERAL (
                SELECT time, value FROM readings
                WHERE device_id = k.device_id AND metric = k.metric
-                 AND time <= now() + interval '10 minutes'
+                 AND time <= now() + make_interval(secs => %s)
                ORDER BY time DESC LIMIT 1) r""",
-        ([d for d, _ in pairs], [m for _, m in pairs]))
+        ([d for d, _ in pairs], [m for _, m in pairs], max_future_s))
     now = datetime.now(UTC)
     interval = {(d, m): PROFILES[p].intervals_s[m] for d, p in devices for m in PROFILES[p].metrics}
     best: dict[str, dict] = {}

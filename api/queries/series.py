@@ -1,15 +1,16 @@
-"""Series reads: raw points, or buckets aligned to Asia/Tokyo days. Hourly
+"""Series reads: raw points, or buckets aligned to the platform's days
+(agri/clock.py: Asia/Tokyo). Hourly
 and daily buckets come from the rollups, shorter ones from raw readings."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 
-TOKYO = ZoneInfo("Asia/Tokyo")
+from agri.clock import TIME_ZONE, TZ
+
 MAX_RAW_POINTS = 20_000
 MAX_BUCKETS = 20_000
 _BUCKET = re.compile(r"^(\d{1,3})(m|h|d)$")
@@ -34,7 +35,7 @@ def parse_bucket(text: str | None) -> timedelta | None:
 
 
 def iso(t: datetime) -> str:
-    return t.astimezone(TOKYO).isoformat()
+    return t.astimezone(TZ).isoformat()
 
 
 async def raw_points(conn: AsyncConnection, *, devices: list[str], metric: str,
@@ -55,13 +56,14 @@ async def bucket_points(conn: AsyncConnection, *, devices: list[str], metric: st
         raise SeriesError(f"more than {MAX_BUCKETS} buckets: widen bucket or narrow the range")
     if width == timedelta(days=1):
         cur = await conn.execute(
-            """SELECT (day::timestamp AT TIME ZONE 'Asia/Tokyo') AS t, min(min), max(max),
+            """SELECT (day::timestamp AT TIME ZONE %(tz)s) AS t, min(min), max(max),
                       sum(sum) / sum(count), sum(count)
                FROM readings_daily
-               WHERE device_id = ANY(%s) AND metric = %s
-                 AND day >= (%s AT TIME ZONE 'Asia/Tokyo')::date
-                 AND day < (%s AT TIME ZONE 'Asia/Tokyo')::date
-               GROUP BY 1 ORDER BY 1""", (devices, metric, start, end))
+               WHERE device_id = ANY(%(devices)s) AND metric = %(metric)s
+                 AND day >= (%(start)s AT TIME ZONE %(tz)s)::date
+                 AND day < (%(end)s AT TIME ZONE %(tz)s)::date
+               GROUP BY 1 ORDER BY 1""",
+            {"tz": TIME_ZONE, "devices": devices, "metric": metric, "start": start, "end": end})
     elif width == timedelta(hours=1):
         cur = await conn.execute(
             """SELECT bucket, min(min), max(max), sum(sum) / sum(count), sum(count)
@@ -70,10 +72,10 @@ async def bucket_points(conn: AsyncConnection, *, devices: list[str], metric: st
                GROUP BY 1 ORDER BY 1""", (devices, metric, start, end))
     else:
         cur = await conn.execute(
-            """SELECT time_bucket(%s, time, 'Asia/Tokyo') AS t, min(value), max(value),
+            """SELECT time_bucket(%s, time, %s) AS t, min(value), max(value),
                       avg(value), count(*)
                FROM readings
                WHERE device_id = ANY(%s) AND metric = %s AND time >= %s AND time < %s
-               GROUP BY 1 ORDER BY 1""", (width, devices, metric, start, end))
+               GROUP BY 1 ORDER BY 1""", (width, TIME_ZONE, devices, metric, start, end))
     return [{"t": iso(t), "min": lo, "max": hi, "avg": avg, "count": int(n)}
             for t, lo, hi, avg, n in await cur.fetchall()]

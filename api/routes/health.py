@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 from psycopg import Error as DatabaseError
@@ -10,18 +12,40 @@ from agri.api.deps import Conn
 from agri.ingest.service import AGE_BUCKETS
 from agri.ingest.stats import COUNTERS, GAUGES
 
+logger = logging.getLogger(__name__)
+
 router = APIRouter(tags=["operations"])
+
+# An ingest worker saves its counters every few seconds (ingest/stats.py,
+# SAVE_EVERY_S) while it runs; one silent for longer than this is stale.
+STALE_AFTER_S = 60.0
 
 
 @router.get("/healthz")
 async def healthz(conn: Conn):
+    """``status`` "ok", or "stale" when an ingest worker that was not retired
+    has not reported for STALE_AFTER_S (named in ``stale_workers`` with its
+    age); 503 with "database unavailable" when the database does not answer
+    (the error itself goes to the API's log, not to anonymous callers)."""
     try:
         cur = await conn.execute(
-            "SELECT worker, extract(epoch FROM now() - updated_at) FROM ingest_stats")
-        workers = {w: {"last_report_s": round(float(age), 1)} for w, age in await cur.fetchall()}
+            "SELECT worker, extract(epoch FROM now() - updated_at), "
+            "coalesce(counters->>'retired', '0') = '1' FROM ingest_stats ORDER BY worker")
+        rows = await cur.fetchall()
     except DatabaseError as exc:
-        return JSONResponse({"status": "error", "database": str(exc)}, status_code=503)
-    return {"status": "ok", "database": "ok", "ingest_workers": workers}
+        logger.error("health check: database error: %s", exc)
+        return JSONResponse({"status": "error", "database": "database unavailable"},
+                            status_code=503)
+    workers = {}
+    stale = {}
+    for worker, age, retired in rows:
+        age = round(float(age), 1)
+        state = "retired" if retired else "stale" if age > STALE_AFTER_S else "ok"
+        workers[worker] = {"last_report_s": age, "state": state}
+        if state == "stale":
+            stale[worker] = {"last_report_s": age}
+    return {"status": "stale" if stale else "ok", "database": "ok", "ingest_workers": workers,
+            "stale_workers": stale}
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

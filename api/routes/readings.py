@@ -8,14 +8,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from agri.api.deps import Conn, CurrentUser
+from agri.api.deps import Conn, CurrentUser, SettingsDep
 from agri.api.queries import access, conditions, series
 from agri.devices.profiles import METRICS, PROFILES
+from agri.ingest.rejects import PAYLOAD_PREFIX_BYTES
 
 router = APIRouter(prefix="/api/v1", tags=["readings"])
 
 DEFAULT_RANGE = timedelta(days=1)
 PAGE = 100
+PAGE_BYTES = 1024 * 1024  # of reject payloads, reasons and topics in one page
 
 
 def _range(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
@@ -67,9 +69,11 @@ async def _field_devices(conn, user, field_id: str) -> list[tuple[str, str]]:
 
 
 @router.get("/fields/{field_id}/conditions")
-async def field_conditions(field_id: str, conn: Conn, user: CurrentUser):
+async def field_conditions(field_id: str, conn: Conn, user: CurrentUser,
+                           settings: SettingsDep):
     devices = await _field_devices(conn, user, field_id)
-    return {"field": field_id, "metrics": await conditions.latest_by_metric(conn, devices)}
+    return {"field": field_id, "metrics": await conditions.latest_by_metric(
+        conn, devices, max_future_s=settings.max_future_s)}
 
 
 @router.get("/fields/{field_id}/series")
@@ -89,12 +93,17 @@ async def field_series(field_id: str, conn: Conn, user: CurrentUser,
 async def rejects(conn: Conn, user: CurrentUser, device: str | None = None,
                   cursor: int | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = PAGE):
     """What ingest turned away, newest first, with reasons. Admins and officers
-    see all; developers see their own devices."""
+    see all; developers see their own devices. A page ends after ``limit``
+    items or once its payloads, reasons and topics reach PAGE_BYTES, whichever
+    comes first; ``next`` is then the cursor of the following page. A payload
+    is the prefix ingest kept (``payload_size`` and ``payload_sha256`` describe
+    the whole payload as received)."""
     if user.role not in ("admin", "officer", "developer"):
         raise HTTPException(403, "rejects are for admins, officers and device developers")
     own = user.role == "developer"
     cur = await conn.execute(
-        """SELECT r.id, r.received_at, r.topic, r.device_id, r.reason, r.record_index, r.payload
+        """SELECT r.id, r.received_at, r.topic, r.device_id, r.reason, r.record_index,
+                  substring(r.payload FROM 1 FOR %(prefix)s), r.payload_size, r.payload_sha256
            FROM rejects r
            WHERE (%(device)s::text IS NULL OR r.device_id = %(device)s)
              AND (%(cursor)s::bigint IS NULL OR r.id < %(cursor)s)
@@ -102,18 +111,34 @@ async def rejects(conn: Conn, user: CurrentUser, device: str | None = None,
                                          WHERE d.id = r.device_id AND d.owner = %(user)s))
            ORDER BY r.id DESC LIMIT %(limit)s""",
         {"device": device, "cursor": cursor, "own": own, "user": user.name,
-         "limit": limit + 1})
+         "limit": limit + 1, "prefix": PAYLOAD_PREFIX_BYTES})
     rows = await cur.fetchall()
-    items = [_reject_item(r) for r in rows[:limit]]
-    return {"items": items, "next": rows[limit - 1][0] if len(rows) > limit else None}
+    items: list[dict] = []
+    size = 0
+    for row in rows[:limit]:
+        size += len(row[6]) + len(row[4]) + len(row[2])
+        if items and size > PAGE_BYTES:
+            break
+        items.append(_reject_item(row))
+    more = len(items) < len(rows)
+    return {"items": items, "next": items[-1]["id"] if more else None}
+
+
+def _text(payload: bytes, *, truncated: bool) -> tuple[str, str]:
+    """The payload as text when it is UTF-8 (a prefix may end inside a
+    character), else base64."""
+    for cut in range(4 if truncated else 1):
+        try:
+            return payload[:len(payload) - cut].decode("utf-8"), "text"
+        except UnicodeDecodeError:
+            continue
+    return base64.b64encode(payload).decode(), "base64"
 
 
 def _reject_item(row) -> dict:
-    rid, received_at, topic, device_id, reason, index, payload = row
-    try:
-        body, encoding = bytes(payload).decode("utf-8"), "text"
-    except UnicodeDecodeError:
-        body, encoding = base64.b64encode(payload).decode(), "base64"
+    rid, received_at, topic, device_id, reason, index, payload, size, sha256 = row
+    body, encoding = _text(bytes(payload), truncated=len(payload) < size)
     return {"id": rid, "received_at": series.iso(received_at), "topic": topic,
             "device_id": device_id, "reason": reason, "record_index": index,
-            "payload": body, "payload_encoding": encoding}
+            "payload": body, "payload_encoding": encoding, "payload_size": size,
+            "payload_sha256": bytes(sha256).hex(), "payload_truncated": len(payload) < size}

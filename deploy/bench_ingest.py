@@ -3,7 +3,7 @@ against a plain binary COPY of the same rows into the same hypertable.
 
 Each reading's measurement time is its publish time, so the age of a reading
 when its batch commits (ingest's own histogram) is the publish-to-commit
-delay. The publishers write MQTT packets in bulk (``ingest/loadgen.py``) so
+delay. The publishers write MQTT packets in bulk (``simulator/loadgen.py``) so
 that the load generator is not the bottleneck; their own rate is printed too.
 """
 
@@ -27,9 +27,9 @@ from agri.deploy.stack import EmbeddedStack
 from agri.devices import registry
 from agri.devices.broker_auth import SIMULATOR_ACCOUNT
 from agri.devices.topics import senml_topic
-from agri.ingest.loadgen import Publisher
 from agri.ingest.service import AGE_BUCKETS
 from agri.ingest.writer import COPY_DIRECT, EpochSeconds, EpochSecondsDumper, copy_rows
+from agri.simulator.loadgen import Publisher
 
 DEVICES = 200
 PACK_SIZE = 50
