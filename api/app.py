@@ -8,15 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg import OperationalError
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
+from agri.api.pools import Databases
 from agri.api.routes import health, readings
 from agri.settings import Settings, load
 
 logger = logging.getLogger(__name__)
-
-POOL_MAX = 10
-POOL_TIMEOUT_S = 10.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,17 +22,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        pool = AsyncConnectionPool(settings.db_url(), min_size=1, max_size=POOL_MAX,
-                                   timeout=POOL_TIMEOUT_S, open=False,
-                                   check=AsyncConnectionPool.check_connection,
-                                   kwargs={"options": "-c timezone=UTC"})
-        await pool.open()
-        app.state.pool = pool
+        # The API's own login (least privilege); reads from the replica when
+        # one is configured (see api/pools.py).
+        databases = Databases(settings.db_url("api"), settings.db_read_url())
+        await databases.open()
+        app.state.databases = databases
         app.state.settings = settings
         try:
             yield
         finally:
-            await pool.close()
+            await databases.close()
 
     app = FastAPI(title="agri platform API", version="1", lifespan=lifespan)
 

@@ -1,5 +1,11 @@
-"""Dependencies of the routes: the connection pool, the settings and the
-authenticated user (bearer token)."""
+"""Dependencies of the routes: database connections, the settings and the
+authenticated user (bearer token).
+
+``Conn`` is the connection a route gets: for a safe method (GET, HEAD,
+OPTIONS) from the read replica when one is configured and answering, else
+from the primary (the rules are in ``api/pools.py``). A route that writes
+must not be a GET; one that must read the latest write uses ``PrimaryConn``.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +15,38 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
-from psycopg_pool import AsyncConnectionPool
 
 from agri.api.accounts import USER_BY_TOKEN, User
+from agri.api.pools import Databases
 from agri.devices.credentials import token_digest
 from agri.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_pool(request: Request) -> AsyncConnectionPool:
-    return request.app.state.pool
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_databases(request: Request) -> Databases:
+    return request.app.state.databases
 
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def get_conn(pool: Annotated[AsyncConnectionPool, Depends(get_pool)]):
-    async with pool.connection() as conn:
+async def get_conn(request: Request, databases: Annotated[Databases, Depends(get_databases)]):
+    async with databases.connection(read=request.method in SAFE_METHODS) as conn:
+        yield conn
+
+
+async def get_primary_conn(databases: Annotated[Databases, Depends(get_databases)]):
+    async with databases.connection(read=False) as conn:
         yield conn
 
 
 Conn = Annotated[AsyncConnection, Depends(get_conn)]
+PrimaryConn = Annotated[AsyncConnection, Depends(get_primary_conn)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

@@ -3,7 +3,6 @@ commands); the ingest and API logins can do their work and nothing else."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from urllib.parse import unquote, urlsplit
 
@@ -16,17 +15,15 @@ from agri.ingest.directory import Directory
 from agri.ingest.maintenance import drop_old_readings
 from agri.ingest.stats import Stats
 from agri.ingest.writer import Writer
+from tests.fix_roles import service_urls
 
 DENIED = psycopg.errors.InsufficientPrivilege
 
 
 @pytest.fixture(scope="module")
 def logins(platform) -> dict[str, str]:
-    """service -> URL of its login, set up as the embedded stack does."""
-    passwords = {service: secrets.token_urlsafe(24) for service in SERVICE_ROLES}
-    with psycopg.connect(platform.db_url) as conn:
-        ensure_logins(conn, passwords)
-    return {s: login_url(platform.db_url, s, p) for s, p in passwords.items()}
+    """service -> URL of its login, as the embedded stack sets them up."""
+    return service_urls(platform)
 
 
 def _run(url: str, statement: str, params: tuple = ()) -> list[tuple]:
