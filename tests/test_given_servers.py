@@ -133,6 +133,22 @@ def test_compose_migrates_before_ingest_and_api(compose):
     assert "mosquitto_ctrl dynsec init" in init and "exit 0" in init  # kept when present
 
 
+def test_compose_broker_paths_are_those_of_the_production_config(compose):
+    from agri.deploy import broker_config
+
+    conf = dict(line.split(" ", 1) for line in broker_config.production().splitlines()
+                if line and not line.startswith("#") and " " in line)
+    init = compose["services"]["broker-init"]["command"][0]
+    assert f"f={conf['plugin_opt_config_file']}" in init
+    mounts = compose["services"]["broker"]["volumes"]
+    assert "./mosquitto/production.conf:/mosquitto/config/mosquitto.conf:ro" in mounts
+    assert "mosquitto-data:/mosquitto/data" in mounts
+    assert any(m.endswith(":/mosquitto/tls:ro") for m in mounts)
+    for key in ("cafile", "certfile", "keyfile"):
+        assert conf[key].startswith("/mosquitto/tls/"), key
+    assert conf["persistence_location"].rstrip("/") == "/mosquitto/data"
+
+
 def test_compose_gives_each_service_its_own_least_privilege_login(compose):
     services = compose["services"]
     owner = services["migrate"]["environment"]["AGRI_DATABASE_URL"]
@@ -444,3 +460,63 @@ def test_operator_path_on_given_servers(given):
     assert not any(synced.values()), synced
     assert _readings(given, "given-soil-1") == 10
     assert ingest.poll() is None and api.poll() is None
+
+
+DIGEST = ("SELECT count(*), md5(string_agg(concat_ws(' ', device_id, metric, time, value), ','"
+          " ORDER BY device_id, metric, time)) FROM readings")
+
+
+def _pg_tool(given: Given, tool: str, *args: str) -> subprocess.CompletedProcess:
+    from agri.deploy.servers import pg_bindir
+
+    url = psycopg.conninfo.conninfo_to_dict(given.owner_url)
+    env = given.env(PGHOST="127.0.0.1", PGPORT=str(url["port"]), PGUSER=url["user"],
+                    PGPASSWORD=url["password"])
+    return subprocess.run([str(pg_bindir() / tool), *args], env=env, capture_output=True,
+                          text=True, check=True, timeout=300)
+
+
+def test_backup_restores_with_timescaledb_pre_and_post_restore(given):
+    """docs/operations.md, "Backups": pg_dump -Fc, then into a new database
+    timescaledb_pre_restore(), pg_restore, timescaledb_post_restore()."""
+    given.operator("db", "migrate")
+    with psycopg.connect(given.owner_url) as conn:
+        from agri.devices import registry
+
+        registry.add_device(conn, device_id="given-backup-1", profile_name="soil")
+        conn.execute("INSERT INTO readings (device_id, metric, time, value, received_at) "
+                     "SELECT 'given-backup-1', 'soil_temp', now() - k * interval '10 days', k, "
+                     "now() FROM generate_series(1, 30) AS k")
+        conn.commit()
+        before = conn.execute(DIGEST).fetchone()
+        chunks = conn.execute("SELECT count(*) FROM timescaledb_information.chunks "
+                              "WHERE hypertable_name = 'readings'").fetchone()[0]
+    assert before[0] >= 30 and chunks > 1
+    dump = given.base / "agri.dump"
+    _pg_tool(given, "pg_dump", "-Fc", "-d", "agri", "-f", str(dump))
+    with psycopg.connect(given.owner_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS agri_restored")
+        conn.execute("CREATE DATABASE agri_restored")
+    restored_url = given.owner_url.rsplit("/", 1)[0] + "/agri_restored"
+    with psycopg.connect(restored_url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION timescaledb")
+        conn.execute("SELECT timescaledb_pre_restore()")
+    _pg_tool(given, "pg_restore", "-d", "agri_restored", str(dump))
+    with psycopg.connect(restored_url, autocommit=True) as conn:
+        conn.execute("SELECT timescaledb_post_restore()")
+        assert conn.execute(DIGEST).fetchone() == before
+        assert conn.execute("SELECT count(*) FROM timescaledb_information.chunks "
+                            "WHERE hypertable_name = 'readings'").fetchone()[0] == chunks
+        # Still a hypertable: a new reading lands in a chunk.
+        conn.execute("INSERT INTO readings (device_id, metric, time, value, received_at) "
+                     "VALUES ('given-backup-1', 'soil_temp', now(), 1, now())")
+        assert conn.execute("SELECT has_table_privilege('agri_ingest', 'readings', 'INSERT'), "
+                            "has_table_privilege('agri_api', 'devices', 'UPDATE')"
+                            ).fetchone() == (True, False)
+    # The restored database is up to date for the migrations.
+    out = given.operator("db", "migrate").stdout
+    assert "up to date" in out
+    out = subprocess.run([sys.executable, "-m", "agri.cli", "db", "migrate"],
+                         env=given.env(AGRI_DATABASE_URL=restored_url), capture_output=True,
+                         text=True, check=True, timeout=120).stdout
+    assert "up to date" in out
