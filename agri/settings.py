@@ -85,6 +85,10 @@ class Settings(BaseSettings):
         url = stack.get("database_urls", {}).get(role)
         if not url and role == "owner":
             url = stack.get("database_url")
+        if not url and stack.get("database_url"):
+            raise SettingsError(
+                f"the embedded stack under AGRI_HOME={self.home} has no database login for "
+                f"{role!r}: restart it with `agri up`, or set AGRI_DATABASE_URL")
         if not url:
             raise SettingsError(
                 f"no database: set AGRI_DATABASE_URL, or start the embedded stack with "

@@ -169,3 +169,26 @@ def test_login_url_keeps_host_database_and_options():
     assert psycopg.conninfo.conninfo_to_dict(kv) == {
         "host": "127.0.0.1", "port": "5433", "dbname": "agri", "user": "agri_api_login",
         "password": "x y"}
+
+
+def test_each_process_finds_its_own_database_url(tmp_path, monkeypatch):
+    from agri.settings import Settings, SettingsError
+
+    for name in ("AGRI_DATABASE_URL", "AGRI_DATABASE_READ_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(home=tmp_path)
+    with pytest.raises(SettingsError, match="set AGRI_DATABASE_URL"):
+        settings.db_url("api")
+    (tmp_path / "stack.json").write_text('{"database_url": "postgresql://owner@h/agri"}')
+    assert settings.db_url() == "postgresql://owner@h/agri"
+    with pytest.raises(SettingsError, match="no database login for 'ingest'"):
+        settings.db_url("ingest")
+    (tmp_path / "stack.json").write_text(
+        '{"database_url": "postgresql://owner@h/agri", "database_urls": '
+        '{"owner": "postgresql://owner@h/agri", "api": "postgresql://api@h/agri"}}')
+    assert settings.db_url("api") == "postgresql://api@h/agri"
+    assert settings.db_read_url() is None
+    explicit = Settings(home=tmp_path, database_url="postgresql://x@h/agri",
+                        database_read_url="postgresql://x@replica/agri")
+    assert explicit.db_url("api") == explicit.db_url() == "postgresql://x@h/agri"
+    assert explicit.db_read_url() == "postgresql://x@replica/agri"
