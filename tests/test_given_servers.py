@@ -107,7 +107,8 @@ def parse_compose(text: str) -> dict:
         while i < len(lines) and indent(lines[i]) > level:
             body.append(lines[i])
             i += 1
-        return i, "\n".join(body)
+        margin = indent(body[0]) if body else 0
+        return i, "\n".join(line[margin:] for line in body)
 
     return block(0, 0)[1]
 
