@@ -1,9 +1,14 @@
-"""MQTT clients of the platform's services, made from an ``mqtt://`` URL."""
+"""MQTT clients of the platform's services, made from a URL.
+
+``mqtt://user:password@host:1883`` for plain TCP; ``mqtts://...:8883`` for TLS,
+checked against the system's CAs or, with ``?cafile=PATH``, against that CA
+(such as the local CA of `agri up --tls`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from paho.mqtt.client import CallbackAPIVersion, Client
 from paho.mqtt.enums import MQTTProtocolVersion
@@ -21,15 +26,20 @@ class BrokerAddress:
     port: int
     username: str | None
     password: str | None
+    tls: bool = False
+    cafile: str | None = None
 
 
 def parse_url(url: str) -> BrokerAddress:
     parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "tcp"):
-        raise ValueError(f"MQTT URL must start with mqtt:// (got {url.split(':', 1)[0]!r})")
-    return BrokerAddress(parts.hostname or "127.0.0.1", parts.port or 1883,
+    if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl"):
+        raise ValueError(f"MQTT URL must start with mqtt:// or mqtts:// "
+                         f"(got {url.split(':', 1)[0]!r})")
+    tls = parts.scheme in ("mqtts", "ssl")
+    cafile = parse_qs(parts.query).get("cafile", [None])[0]
+    return BrokerAddress(parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883),
                          unquote(parts.username) if parts.username else None,
-                         unquote(parts.password) if parts.password else None)
+                         unquote(parts.password) if parts.password else None, tls, cafile)
 
 
 def make_client(url: str, *, client_id: str = "", manual_ack: bool = False) -> Client:
@@ -38,6 +48,8 @@ def make_client(url: str, *, client_id: str = "", manual_ack: bool = False) -> C
                     protocol=MQTTProtocolVersion.MQTTv5, manual_ack=manual_ack)
     if address.username:
         client.username_pw_set(address.username, address.password)
+    if address.tls:
+        client.tls_set(ca_certs=address.cafile)
     client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
     client.user_data_set(address)
     return client

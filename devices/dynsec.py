@@ -89,8 +89,9 @@ class DynSec:
     def _on_message(self, client, userdata, msg) -> None:
         try:
             responses = orjson.loads(msg.payload).get("responses", [])
-        except (orjson.JSONDecodeError, AttributeError):
-            logger.warning("unreadable dynamic-security response: %r", msg.payload[:200])
+        except (orjson.JSONDecodeError, AttributeError) as exc:
+            logger.warning("unreadable dynamic-security response (%s, %d bytes): %r", exc,
+                           len(msg.payload), msg.payload[-300:])
             return
         for response in responses:
             key = response.get("correlationData")
