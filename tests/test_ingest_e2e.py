@@ -56,9 +56,9 @@ def devices(platform):
 def test_exactly_the_distinct_good_readings_are_stored(platform, ingest, api, devices):
     now = int(time.time())
     expected: set[tuple[str, str, int, float]] = set()
-    p1 = publisher(platform.device_url("e2e-paddy-1", devices["e2e-paddy-1"]))
-    p2 = publisher(platform.device_url("e2e-paddy-2", devices["e2e-paddy-2"]))
-    ws = publisher(platform.device_url("e2e-ws-1", devices["e2e-ws-1"]))
+    p1 = platform.device_client("e2e-paddy-1", devices["e2e-paddy-1"])
+    p2 = platform.device_client("e2e-paddy-2", devices["e2e-paddy-2"])
+    ws = platform.device_client("e2e-ws-1", devices["e2e-ws-1"])
     sim = publisher(platform.simulator_url())
 
     # paddy-1: a pack per 10 minutes, water level in cm (converted to m).

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+from fractions import Fraction
+
 import pytest
 
 from agri.devices import topics
-from agri.devices.profiles import profile
+from agri.devices.profiles import METRICS, profile, scale
 from agri.devices.topics import Format, Route
 from agri.ingest.validate import TimeLimits, profile_metrics, validate
 from agri.settings import Settings
@@ -99,6 +102,14 @@ def test_leaf_wetness_boolean_is_stored_as_a_number():
     assert type(value) is float and value == 1.0
 
 
+def test_a_boolean_is_never_scaled_by_its_unit():
+    # true with "%" used to be stored as 0.01.
+    for sent, stored in ((True, 1.0), (False, 0.0)):
+        assert value_of(("leaf_wetness", "%", sent, RECEIVED), "weather-station") == stored
+    assert "unit 'cm' not accepted" in reason_of(("leaf_wetness", "cm", True, RECEIVED),
+                                                 "weather-station")
+
+
 # ---------------------------------------------------------------------------
 # Units
 
@@ -117,6 +128,23 @@ def test_water_level_is_converted_to_metres(unit, sent, stored):
 
 def test_percent_is_converted_to_a_ratio():
     assert value_of(("leaf_wetness", "%", 50, RECEIVED), "weather-station") == 0.5
+
+
+@pytest.mark.parametrize(("sent", "stored"), [(36.0, 10.0), (90.0, 25.0), (1.0, 5 / 18),
+                                              (7.3, float(Fraction(7.3) * Fraction(5, 18)))])
+def test_a_factor_that_is_not_one_over_n_converts_exactly(sent, stored):
+    """km/h to m/s is 5/18; dividing by round(1/factor) would divide by 4."""
+    assert value_of(("wind_speed", "km/h", sent, RECEIVED), "weather-station") == stored
+
+
+def test_every_conversion_is_correctly_rounded():
+    rng = random.Random(7)
+    for metric in METRICS.values():
+        for unit, factor in metric.convert.items():
+            assert isinstance(factor, Fraction), (metric.name, unit)
+            for _ in range(200):
+                v = rng.uniform(0, 100)
+                assert scale(v, factor) == float(Fraction(v) * factor), (metric.name, unit, v)
 
 
 def test_unit_not_accepted_names_the_accepted_units():
