@@ -11,6 +11,8 @@ from pathlib import Path
 import orjson
 
 from agri.api.accounts import Role
+from agri.deploy.db_roles import RoleError
+from agri.deploy.migrate import MigrationError
 from agri.devices.broker_accounts import BrokerAccountError
 from agri.devices.dynsec import DynSecError
 from agri.settings import SettingsError, load
@@ -38,7 +40,7 @@ def cmd_db_migrate(args, settings) -> int:
     from agri.deploy.migrate import migrate
 
     with _db(settings) as conn:
-        applied = migrate(conn)
+        applied = migrate(conn, settings=settings)
     print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
     return 0
 
@@ -300,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load()
         return args.func(args, settings) or 0
-    except (SettingsError, DynSecError, BrokerAccountError) as exc:
+    except (SettingsError, DynSecError, BrokerAccountError, MigrationError, RoleError) as exc:
         print(f"agri: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # registry, account and import errors say what to fix

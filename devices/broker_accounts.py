@@ -163,6 +163,7 @@ class SyncReport:
     """What :func:`sync` changed on the broker."""
 
     created_services: list[str] = field(default_factory=list)
+    updated_services: list[str] = field(default_factory=list)
     updated_roles: list[str] = field(default_factory=list)
     removed_devices: list[str] = field(default_factory=list)
     missing_devices: list[str] = field(default_factory=list)
@@ -170,11 +171,13 @@ class SyncReport:
 
     @property
     def changed(self) -> bool:
-        return bool(self.created_services or self.updated_roles or self.removed_devices
-                    or self.fixed_devices)
+        return bool(self.created_services or self.updated_services or self.updated_roles
+                    or self.removed_devices or self.fixed_devices)
 
     def lines(self) -> list[str]:
         out = [f"service account {n}: created" for n in self.created_services]
+        out += [f"service account {n}: password or role restored"
+                for n in dict.fromkeys(self.updated_services)]
         out += [f"role {n}: rights restored" for n in self.updated_roles]
         out += [f"device {n}: client id binding or roles restored" for n in self.fixed_devices]
         out += [f"device {n}: removed from the broker (revoked or not registered)"
@@ -185,25 +188,46 @@ class SyncReport:
         return out or ["broker and registry agree: nothing changed"]
 
     def to_json(self) -> dict:
-        return {"created_services": self.created_services, "updated_roles": self.updated_roles,
+        return {"created_services": self.created_services,
+                "updated_services": list(dict.fromkeys(self.updated_services)),
+                "updated_roles": self.updated_roles,
                 "fixed_devices": self.fixed_devices, "removed_devices": self.removed_devices,
                 "missing_devices": self.missing_devices}
 
 
 def ensure_services(broker: DynSec, admin_password: str, report: SyncReport) -> None:
     """The platform's service accounts and roles exist with the right rights
-    and their derived passwords."""
+    and their derived passwords.
+
+    Setting a password ends the client's session, so it is set only when the
+    account is new or its password changed (the admin's did): a fingerprint
+    of the password in the account's description tells."""
     clients = set(_list(broker, "listClients", "clients"))
     for account, acls in SERVICE_ACLS.items():
         _ensure_role(broker, account, acls, report)
         password = service_password(admin_password, account)
-        if account in clients:
-            broker.run({"command": "setClientPassword", "username": account,
-                        "password": password})
-        else:
+        description = f"{MANAGED}; key {_fingerprint(password)}"
+        if account not in clients:
             broker.run({"command": "createClient", "username": account, "password": password,
-                        "textdescription": MANAGED, "roles": [{"rolename": account}]})
+                        "textdescription": description, "roles": [{"rolename": account}]})
             report.created_services.append(account)
+            continue
+        client = (broker.run({"command": "getClient", "username": account})[0] or {}).get(
+            "client", {})
+        if client.get("textdescription") != description:
+            broker.run({"command": "setClientPassword", "username": account,
+                        "password": password},
+                       {"command": "modifyClient", "username": account,
+                        "textdescription": description})
+            report.updated_services.append(account)
+        if account not in {r.get("rolename") for r in client.get("roles", [])}:
+            broker.run({"command": "addClientRole", "username": account, "rolename": account})
+            report.updated_services.append(account)
+
+
+def _fingerprint(password: str) -> str:
+    """A short digest of a random password, safe to show."""
+    return hashlib.sha256(f"agri fingerprint {password}".encode()).hexdigest()[:16]
 
 
 def _ensure_role(broker: DynSec, name: str, acls: tuple[dict, ...], report: SyncReport) -> None:
@@ -239,9 +263,8 @@ def sync(broker: DynSec, conn: psycopg.Connection, *, admin_password: str) -> Sy
     active = {d.id: d for d in registry.list_devices(conn) if d.revoked_at is None}
     clients = set(_list(broker, "listClients", "clients"))
     roles = set(_list(broker, "listRoles", "roles"))
-    for name in sorted(roles):
-        if name.startswith(DEVICE_ROLE_PREFIX) and name[len(DEVICE_ROLE_PREFIX):] not in active:
-            broker.run({"command": "deleteRole", "rolename": name}, missing_ok=True)
+    # Clients before roles: a role deleted while a client still has it leaves
+    # Mosquitto 2.0 with a dangling reference.
     for name in sorted(clients):
         if name in active or is_reserved(name):
             continue
@@ -252,6 +275,9 @@ def sync(broker: DynSec, conn: psycopg.Connection, *, admin_password: str) -> Sy
                 for r in client.get("roles", [])):
             remove_device(broker, name)
             report.removed_devices.append(name)
+    for name in sorted(roles):
+        if name.startswith(DEVICE_ROLE_PREFIX) and name[len(DEVICE_ROLE_PREFIX):] not in active:
+            broker.run({"command": "deleteRole", "rolename": name}, missing_ok=True)
     for device_id, device in sorted(active.items()):
         if device_id not in clients:
             report.missing_devices.append(device_id)

@@ -88,7 +88,10 @@ class DynSec:
 
     def _on_message(self, client, userdata, msg) -> None:
         try:
-            responses = orjson.loads(msg.payload).get("responses", [])
+            # Text that is not UTF-8 (the plugin echoes names as stored) must
+            # not lose the answer.
+            responses = orjson.loads(msg.payload.decode("utf-8", "replace")).get(
+                "responses", [])
         except (orjson.JSONDecodeError, AttributeError) as exc:
             logger.warning("unreadable dynamic-security response (%s, %d bytes): %r", exc,
                            len(msg.payload), msg.payload[-300:])

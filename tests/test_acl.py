@@ -222,6 +222,18 @@ def test_service_account_names_are_reserved(platform, device_id):
     assert result.returncode == 2 and "kept for the platform" in result.stderr
 
 
+def test_broker_sync_leaves_connected_service_clients_alone(platform, ingest):
+    """A sync that changes nothing must not end ingest's session (setting a
+    password does)."""
+    log = platform.home / "ingest-1.log"
+    before = log.read_text().count("disconnected from the broker")
+    for _ in range(2):
+        assert orjson.loads(platform.cli("broker", "sync", "--json").stdout)[
+            "updated_services"] == []
+    assert log.read_text().count("disconnected from the broker") == before
+    assert ingest.poll() is None
+
+
 def test_broker_sync_repairs_drift_and_says_what_it_changed(platform):
     from agri.devices.dynsec import DynSec, acl
 
@@ -240,7 +252,7 @@ def test_broker_sync_repairs_drift_and_says_what_it_changed(platform):
     with DynSec(platform.admin_url()) as broker:
         broker.run({"command": "getClient", "username": "acl-drift"})
     result = platform.cli("broker", "sync", check=False)
-    assert "device acl-drift: removed from the broker" in result.stdout
+    assert "device acl-drift: removed from the broker" in result.stdout, result.stderr
     assert "role agri-ingest: rights restored" in result.stdout
     assert "device acl-gone: registered but has no broker account" in result.stdout
     assert "agri devices rotate acl-gone" in result.stdout and result.returncode == 1
@@ -249,6 +261,7 @@ def test_broker_sync_repairs_drift_and_says_what_it_changed(platform):
     fresh = orjson.loads(platform.cli("devices", "rotate", "acl-gone", "--json").stdout)
     assert not _connect_result(platform.device_url("acl-gone", fresh["password"])).is_failure
     again = platform.cli("broker", "sync", "--json")
-    assert orjson.loads(again.stdout) == {"created_services": [], "updated_roles": [],
+    assert orjson.loads(again.stdout) == {"created_services": [], "updated_services": [],
+                                          "updated_roles": [],
                                           "fixed_devices": [], "removed_devices": [],
                                           "missing_devices": []}
