@@ -25,7 +25,6 @@ from agri import mqtt
 from agri.db import connect
 from agri.deploy.stack import EmbeddedStack
 from agri.devices import registry
-from agri.devices.broker_auth import SIMULATOR_ACCOUNT
 from agri.devices.topics import senml_topic
 from agri.ingest.service import AGE_BUCKETS
 from agri.ingest.writer import COPY_DIRECT, EpochSeconds, EpochSecondsDumper, copy_rows
@@ -130,7 +129,7 @@ def _run_workload(stack: EmbeddedStack, work: Workload, devices: list[str]) -> d
     readings = share * len(devices) * work.per_message
     before = _count_raw(url, "bench-")
     expected = _count(url, "bench-") + readings
-    address = mqtt.parse_url(stack.mqtt_url(SIMULATOR_ACCOUNT))
+    address = mqtt.parse_url(stack.mqtt_url("simulator"))
     spans: list = []
     interval = (len(devices) * work.per_message / work.rate) if work.rate else None
     threads = [threading.Thread(target=_publish, args=(address, d, share, work.per_message,
