@@ -31,15 +31,16 @@ class Child:
     name: str
     args: list[str]
     env: dict[str, str]
+    as_service: bool = True
     proc: subprocess.Popen | None = None
     backoff: float = RESTART_MIN_S
     started_at: float = field(default=0.0)
 
     def start(self) -> None:
         # As root, the platform's processes run as the service user, like the servers.
-        self.proc = subprocess.Popen(
-            servers.as_service([sys.executable, "-m", "agri.cli", *self.args]),
-            env=self.env, start_new_session=True)
+        cmd = [sys.executable, "-m", "agri.cli", *self.args]
+        self.proc = subprocess.Popen(servers.as_service(cmd) if self.as_service else cmd,
+                                     env=self.env, start_new_session=True)
         self.started_at = time.monotonic()
 
     def check(self) -> None:
@@ -101,6 +102,13 @@ def run_up(settings: Settings, *, simulate: bool, api_port: int | None,
     if simulate:
         # The simulator registers its fleet (owner login, admin broker account).
         children.append(Child("simulator", ["simulate", "live"], env("owner", "admin")))
+    if not _service_can_run_platform():
+        logger.warning("the service user %r cannot run the platform from %s (a folder on the "
+                       "way is closed to it): ingest, the API and the simulator run as %s; "
+                       "install the platform where that user can read it",
+                       servers.SERVICE_USER, sys.prefix, os.environ.get("USER", "root"))
+        for child in children:
+            child.as_service = False
     try:
         for child in children:
             child.start()
@@ -124,6 +132,16 @@ def run_up(settings: Settings, *, simulate: bool, api_port: int | None,
     return 0
 
 
+def _service_can_run_platform() -> bool:
+    """Whether the service user (when running as root) can start this Python
+    and import the platform."""
+    if servers.service_ids() is None:
+        return True
+    probe = subprocess.run(servers.as_service([sys.executable, "-c", "import agri.cli"]),
+                           capture_output=True, timeout=60, check=False)
+    return probe.returncode == 0
+
+
 def _wait_ready(port: int, children: list[Child], stop: threading.Event, *,
                 since: float) -> None:
     """Until the API answers and an ingest worker of this run (one that
@@ -136,7 +154,8 @@ def _wait_ready(port: int, children: list[Child], stop: threading.Event, *,
             child.check()
         try:
             health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
-            if health.get("status") == "ok" and _reported_since(health, since):
+            # "stale" may be a worker of an earlier run that was never retired.
+            if health.get("status") in ("ok", "stale") and _reported_since(health, since):
                 return
         except (httpx.HTTPError, ValueError):
             pass

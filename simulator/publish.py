@@ -45,6 +45,7 @@ from paho.mqtt.client import MQTT_ERR_NO_CONN, MQTT_ERR_SUCCESS, error_string
 from agri import mqtt
 from agri.api.field_registry import import_fields, parse_features
 from agri.db import connect
+from agri.deploy.servers import write_private
 from agri.devices import broker_accounts, provisioning
 from agri.devices.topics import senml_topic
 from agri.ingest.batch import Batch
@@ -128,8 +129,7 @@ def register(settings: Settings, fleet: Fleet) -> None:
     if created:
         path = fleet.season.out / TOKENS_FILE
         tokens = orjson.loads(path.read_bytes()) if path.exists() else {}
-        path.write_bytes(orjson.dumps(tokens | created, option=orjson.OPT_INDENT_2))
-        path.chmod(0o600)
+        write_private(path, orjson.dumps(tokens | created, option=orjson.OPT_INDENT_2))
         logger.info("created %d farmers; their API tokens are in %s", len(created), path)
     logger.info("registered %d fields and %d new devices (%d sensors and %d drones in the "
                 "fleet)", len(fleet.season.fields), added, len(fleet.devices),

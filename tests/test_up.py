@@ -4,6 +4,7 @@ and a second start that finds the same data."""
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -17,7 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from agri.deploy.servers import free_port
+from agri.deploy.servers import SERVICE_USER, free_port
 from tests.fix_stack import publisher, wait_for
 
 pytestmark = pytest.mark.slow
@@ -58,6 +59,21 @@ class Up:
         return code
 
 
+def _children(parent: int) -> dict[int, str]:
+    """pid -> platform command (ingest, api, simulate) of ``parent``'s children."""
+    found = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines()
+                          if ":\t" in line)
+            cmdline = (status.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(fields.get("PPid", "0")) == parent and b"agri.cli" in cmdline:
+            found[int(status.parent.name)] = cmdline[cmdline.index(b"agri.cli") + 1].decode()
+    return found
+
+
 def test_up_runs_everything_and_keeps_data_across_restarts():
     home = Path(tempfile.mkdtemp(prefix="agri-up-"))
     home.chmod(0o755)
@@ -89,6 +105,15 @@ def test_up_runs_everything_and_keeps_data_across_restarts():
             return r.json()["points"] if r.status_code == 200 else None
 
         assert wait_for(points, what="the reading through ingest")[0]["value"] == 21.5
+        if os.geteuid() == 0 and "cannot run the platform from" not in up.text:
+            # As root, the platform's own processes drop to the service user.
+            service_uid = pwd.getpwnam(SERVICE_USER).pw_uid
+            children = _children(up.proc.pid)
+            assert {"ingest", "api"} <= set(children.values()), children
+            for pid in children:
+                uid = int(next(line for line in Path(f"/proc/{pid}/status").read_text()
+                               .splitlines() if line.startswith("Uid:")).split()[1])
+                assert uid == service_uid, (children[pid], uid)
         pids = orjson.loads((home / "state" / "stack.json").read_bytes())["pids"]
         assert up.interrupt() == 0
         assert "stopped." in up.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from psycopg import Error as DatabaseError
 
@@ -22,7 +22,7 @@ STALE_AFTER_S = 60.0
 
 
 @router.get("/healthz")
-async def healthz(conn: Conn):
+async def healthz(conn: Conn, request: Request):
     """``status`` "ok", or "stale" when an ingest worker that was not retired
     has not reported for STALE_AFTER_S (named in ``stale_workers`` with its
     age); 503 with "database unavailable" when the database does not answer
@@ -44,7 +44,8 @@ async def healthz(conn: Conn):
         workers[worker] = {"last_report_s": age, "state": state}
         if state == "stale":
             stale[worker] = {"last_report_s": age}
-    return {"status": "stale" if stale else "ok", "database": "ok", "ingest_workers": workers,
+    return {"status": "stale" if stale else "ok", "database": "ok",
+            "replica": request.app.state.databases.replica_state, "ingest_workers": workers,
             "stale_workers": stale}
 
 
