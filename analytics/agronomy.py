@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 # --- Region ---------------------------------------------------------------
+from agri.clock import TIME_ZONE  # noqa: E402, F401 - every "day" is a local calendar day
 
-TIME_ZONE = "Asia/Tokyo"  # every "day" is a local calendar day (UTC+9, no DST)
 TSUGARU_LATITUDE_DEG = 40.7  # centre of the Tsugaru plain (Hirosaki 40.6 N, Goshogawara 40.8 N)
 GROWING_ZONES = ("Tsugaru-chuo", "Tsugaru-seihoku")  # Seiten no Hekireki zones (pref.aomori 2022)
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 STATION_NAME = "Hirosaki"
 LATITUDE_DEG = 40.61  # Hirosaki AMeDAS station
 LONGITUDE_DEG = 140.46  # Hirosaki AMeDAS station
-TIMEZONE = "Asia/Tokyo"  # UTC+9, no daylight saving time since 1952
+from agri.clock import TIME_ZONE as TIMEZONE  # noqa: E402, F401 - UTC+9, no DST
+
 STANDARD_MERIDIAN_DEG = 135.0  # meridian of Japan Standard Time (UTC+9)
 FIRST_YEAR_WITHOUT_DST = 1952  # Japan observed daylight saving time 1948-1951
 
