@@ -153,6 +153,25 @@ def cmd_broker_sync(args, settings) -> int:
     return 1 if report.missing_devices else 0
 
 
+def cmd_broker_export(args, settings) -> int:
+    from agri.deploy.servers import write_private
+    from agri.devices import broker_accounts
+    from agri.mqtt import parse_url
+
+    url = broker_accounts.admin_url(settings.broker_url("admin"))
+    address = parse_url(url)
+    with _db(settings) as conn:
+        content = broker_accounts.export_file(conn, admin_user=address.username,
+                                              admin_password=address.password or "")
+    out = Path(args.out)
+    write_private(out, orjson.dumps(content, option=orjson.OPT_INDENT_2))
+    devices = sum(1 for c in content["clients"] if "clientid" in c)
+    print(f"wrote {out}: the admin {address.username}, the service accounts and {devices} "
+          "devices with their stored password hashes; start the broker with it as its "
+          "plugin_opt_config_file")
+    return 0
+
+
 def cmd_users_add(args, settings) -> int:
     from agri.api.accounts import add_user
 
@@ -257,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "and print what changed")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_broker_sync)
+    a = bsub.add_parser("export", help="write the dynamic-security file for a broker rebuilt "
+                        "from nothing, with every device's stored password hash")
+    a.add_argument("--out", required=True, help="file to write (mode 0600)")
+    a.set_defaults(func=cmd_broker_export)
 
     p = sub.add_parser("users", help="manage users")
     usub = p.add_subparsers(dest="action", required=True)

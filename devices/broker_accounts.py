@@ -183,8 +183,8 @@ class SyncReport:
         out += [f"device {n}: removed from the broker (revoked or not registered)"
                 for n in self.removed_devices]
         out += [f"device {n}: registered but has no broker account; only its password's hash "
-                f"is kept, so give it a new one: agri devices rotate {n}"
-                for n in self.missing_devices]
+                f"is kept: give it a new one (agri devices rotate {n}), or rebuild the broker "
+                f"from agri broker export" for n in self.missing_devices]
         return out or ["broker and registry agree: nothing changed"]
 
     def to_json(self) -> dict:
@@ -312,6 +312,50 @@ def sync(broker: DynSec, conn: psycopg.Connection, *, admin_password: str) -> Sy
     for line in report.lines():
         logger.info("broker sync: %s", line)
     return report
+
+
+ADMIN_ROLE_ACLS = (
+    acl("publishClientSend", "$CONTROL/dynamic-security/#"),
+    acl("publishClientReceive", "$CONTROL/dynamic-security/#"),
+    acl("subscribePattern", "$CONTROL/dynamic-security/#"),
+    acl("publishClientReceive", "$SYS/#"),
+    acl("subscribePattern", "$SYS/#"),
+)
+
+
+def export_file(conn: psycopg.Connection, *, admin_user: str, admin_password: str) -> dict:
+    """The dynamic security plugin's file for a broker built from nothing:
+    the admin account, the service accounts and every active device with the
+    password hash the registry keeps (the plugin and the registry use the same
+    PBKDF2-SHA512 scheme), so devices keep their passwords. Start the broker
+    with this file in place of the one ``mosquitto_ctrl dynsec init`` makes."""
+    from agri.devices import registry
+    from agri.devices.credentials import hash_password, split_hash
+
+    def client(username: str, stored: str, roles: list[str], **extra: object) -> dict:
+        iterations, salt, digest = split_hash(stored)
+        return {"username": username, "textdescription": MANAGED, "password": digest,
+                "salt": salt, "iterations": iterations,
+                "roles": [{"rolename": r} for r in roles], **extra}
+
+    clients = [client(admin_user, hash_password(admin_password), ["admin"])]
+    roles = [{"rolename": "admin", "acls": list(ADMIN_ROLE_ACLS)}]
+    for account, acls in SERVICE_ACLS.items():
+        password = service_password(admin_password, account)
+        clients.append({**client(account, hash_password(password), [account]),
+                        "textdescription": f"{MANAGED}; key {_fingerprint(password)}"})
+        roles.append({"rolename": account, "textdescription": MANAGED, "acls": list(acls)})
+    hashes = dict(registry.active_credentials(conn))
+    for device in registry.list_devices(conn):
+        if device.revoked_at is not None or device.id not in hashes:
+            continue
+        role = _device_role(device.id)
+        clients.append(client(device.id, hashes[device.id], [role], clientid=device.id))
+        roles.append({"rolename": role, "textdescription": MANAGED,
+                      "acls": list(device_acls(device.id, device.profile))})
+    return {"clients": clients, "groups": [], "roles": roles,
+            "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": True,
+                                 "subscribe": False, "unsubscribe": True}}
 
 
 def admin_password(url: str) -> str:

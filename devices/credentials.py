@@ -29,6 +29,14 @@ def hash_password(password: str, *, iterations: int = PBKDF2_ITERATIONS) -> str:
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
+def split_hash(stored: str) -> tuple[int, str, str]:
+    """(iterations, base64 salt, base64 hash) of a ``$7$`` string."""
+    _, kind, iterations, salt, digest = stored.split("$")
+    if kind != "7":
+        raise ValueError("not a $7$ (PBKDF2-SHA512) password hash")
+    return int(iterations), salt, digest
+
+
 def verify_password(password: str, stored: str) -> bool:
     try:
         _, kind, iterations, salt, digest = stored.split("$")

@@ -265,3 +265,52 @@ def test_broker_sync_repairs_drift_and_says_what_it_changed(platform):
                                           "updated_roles": [],
                                           "fixed_devices": [], "removed_devices": [],
                                           "missing_devices": []}
+
+
+def test_a_broker_rebuilt_from_the_export_keeps_every_device(platform):
+    """`agri broker export` seeds a broker built from nothing: devices keep
+    their passwords, client ids and rights; revoked ones stay out."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from agri.deploy import servers
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="agri-rebuilt-", dir=platform.home.parent))
+    tmp_path.chmod(0o755)
+    keep = platform.add_device("acl-rebuilt")
+    gone = platform.add_device("acl-rebuilt-revoked")
+    platform.cli("devices", "revoke", "acl-rebuilt-revoked")
+    out = tmp_path / "dynamic-security.json"
+    assert "devices with their stored password hashes" in platform.cli(
+        "broker", "export", "--out", str(out)).stdout
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    base = tmp_path / "rebuilt"
+    base.mkdir()
+    base.chmod(0o755)
+    broker = servers.Mosquitto(base / "mosquitto", servers.free_port(), base / "run")
+    (base / "mosquitto").mkdir()
+    servers.give_to_service(base / "mosquitto", mode=0o700)
+    shutil.copy(out, broker.dynsec_file)
+    servers.give_to_service(broker.dynsec_file, mode=0o600)
+    broker.prepare(admin_user="agri-admin", admin_password="unused: the file exists")
+    broker.start()
+    try:
+        url = f"mqtt://acl-rebuilt:{keep}@127.0.0.1:{broker.port}"
+        assert not _connect_result(url).is_failure
+        assert _connect_result(url, client_id="agri-ingest-1").value == 135
+        assert _connect_result(
+            f"mqtt://acl-rebuilt-revoked:{gone}@127.0.0.1:{broker.port}").is_failure
+        ingest_url = platform.stack.mqtt_url("ingest").rsplit(":", 1)[0] + f":{broker.port}"
+        assert not _connect_result(ingest_url, client_id="agri-ingest-9").is_failure
+        client = mqtt.make_client(url, client_id="acl-rebuilt")
+        seen = {}
+        client.on_subscribe = lambda c, u, mid, reasons, p: seen.__setitem__(mid, reasons)
+        mqtt.connect(client)
+        client.loop_start()
+        mid = client.subscribe("#", qos=1)[1]
+        assert wait_for(lambda: seen.get(mid), timeout=10, what="SUBACK")[0].value == 135
+        _close(client)
+    finally:
+        broker.stop()
+        shutil.rmtree(tmp_path, ignore_errors=True)
