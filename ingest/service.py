@@ -78,6 +78,8 @@ class IngestService:
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.outbox: queue.Queue[Batch | _Died | None] = queue.Queue(WRITE_QUEUE_BATCHES)
         self.arrived = 0  # messages handed over by the network thread (moves at once)
+        self.settled = 0  # ... of which committed and acknowledged
+        self.drained = False  # retiring: everything the session held is committed
         self.connection = 0  # bumped at every (re)connect: acks of older ones are stale
         self.stopping = threading.Event()
         self.disconnected = threading.Event()
@@ -172,6 +174,7 @@ class IngestService:
     # -- writer (caller's thread) ------------------------------------------
     def _commit(self, batch: Batch) -> None:
         written = self.writer.write(batch)
+        self.settled += batch.messages
         self._count(batch, written)
         if written.rejected or written.conflict:
             logger.info("batch: %d stored, %d duplicate, %d conflict, %d rejected",
@@ -195,7 +198,8 @@ class IngestService:
                        events_duplicate=written.events_duplicate,
                        messages_refused=written.refused)
         self.stats.set(lag_seconds=committed - batch.first_received,
-                       queue_depth=self.inbox.qsize())
+                       queue_depth=self.inbox.qsize(),
+                       pending_messages=self.arrived - self.settled)
         self.stats.values["age_histogram"] = self.age_counts.tolist()  # type: ignore[assignment]
 
     def _maybe_maintain(self) -> None:
@@ -222,11 +226,14 @@ class IngestService:
             self._stats_conn = None
 
     def run(self, *, retire_after_idle_s: float | None = None) -> None:
-        """Consume until ``stop()``; then commit what was received and disconnect.
+        """Consume until ``stop()``; then commit what was received (the batch
+        being built too) and disconnect.
 
         With ``retire_after_idle_s``, drain the worker's session instead: stop
-        once nothing arrived for that long, and end the session at the broker
-        so that the shared subscription no longer holds messages for it.
+        once everything received is committed and nothing arrived for that
+        long, and end the session at the broker so that the shared
+        subscription no longer holds messages for it. Stopped before that, a
+        retiring worker keeps its session.
         """
         self.retiring = retire_after_idle_s is not None
         mqtt.connect(self.client, clean_start=False, blocking=False,
@@ -249,7 +256,8 @@ class IngestService:
                 try:
                     batch = self.outbox.get(timeout=IDLE_SAVE_S)
                 except queue.Empty:
-                    self.stats.set(queue_depth=self.inbox.qsize())
+                    self.stats.set(queue_depth=self.inbox.qsize(),
+                                   pending_messages=self.arrived - self.settled)
                     self.stats.maybe_save(self._stats_connection, self._drop_stats_connection)
                     self._maybe_maintain()
                     continue
@@ -267,11 +275,14 @@ class IngestService:
             failed = False
         finally:
             props = None
-            if retire_after_idle_s is not None and not failed:
+            if self.drained and not failed:
                 props = Properties(PacketTypes.DISCONNECT)
                 props.SessionExpiryInterval = 0
                 self.stats.set(retired=1)
                 logger.info("worker %s retired: its session ends now", self.worker)
+            elif self.retiring:
+                logger.warning("worker %s stopped before its session was drained: the session "
+                               "is kept; retire it again", self.worker)
             self.stopping.set()
             self.client.disconnect(properties=props)
             # The acknowledgements and the DISCONNECT must reach the broker
@@ -287,13 +298,17 @@ class IngestService:
             logger.info("ingest worker %s stopped: %s", self.worker, self.stats.snapshot())
 
     def _stop_when_idle(self, idle_s: float) -> None:
-        """Stop once no message arrived for ``idle_s`` (what arrived is then
-        committed before the session ends)."""
+        """Stop once everything that arrived is committed and nothing more
+        arrived for ``idle_s``. While a batch waits (for its deadline or for a
+        stalled database) the broker may be holding back the rest of the
+        session behind its window: that is not idle."""
         seen, quiet_since = -1, time.monotonic()
         while not self.stopping.wait(IDLE_POLL_S):
-            if self.arrived != seen or self.connection == 0:
-                seen, quiet_since = self.arrived, time.monotonic()
+            arrived = self.arrived
+            if arrived != seen or arrived != self.settled or self.connection == 0:
+                seen, quiet_since = arrived, time.monotonic()
             elif time.monotonic() - quiet_since >= idle_s:
+                self.drained = True
                 self.stop()
 
     def stop(self) -> None:

@@ -18,7 +18,9 @@ LOG_EVERY_S = 60.0
 COUNTERS = ("messages_received", "readings_stored", "readings_duplicate",
             "readings_conflict", "rejects", "batches_committed", "events_stored",
             "events_duplicate", "messages_refused")
-GAUGES = ("lag_seconds", "queue_depth", "broker_dropped_messages", "broker_stored_messages")
+# pending_messages: received but not yet committed and acknowledged.
+GAUGES = ("lag_seconds", "queue_depth", "pending_messages", "broker_dropped_messages",
+          "broker_stored_messages")
 
 
 class Stats:

@@ -7,6 +7,7 @@ the drone may serve, and a worker whose thread dies ends non-zero."""
 from __future__ import annotations
 
 import secrets
+import signal
 import threading
 import time
 from fractions import Fraction
@@ -56,13 +57,11 @@ def device(platform, device_id: str, profile: str = "paddy-water", **kw):
 # Stopping and retiring
 
 
-def test_retiring_commits_the_batch_it_was_building(platform):
-    """A worker retired while its batch waits for the batch deadline commits
-    that batch before its session ends (it used to drop it, and its idle
-    detector, counting only committed messages, stopped it mid-batch)."""
+def test_stopping_commits_the_batch_it_was_building(platform):
+    """A worker stopped while its batch waits for the batch deadline commits
+    that batch (it used to drop it: with --retire, lost with the session)."""
     worker = "flush"
-    proc = platform.start_ingest(worker)
-    platform.stop_ingest(proc, retire=False)  # its session keeps its share
+    proc = platform.start_ingest(worker, AGRI_INGEST_BATCH_SECONDS="60")
     client = device(platform, "def-flush")
     now = int(time.time())
     for k in range(20):
@@ -70,10 +69,34 @@ def test_retiring_commits_the_batch_it_was_building(platform):
                                                     "v": 20.0}])
     client.loop_stop()
     client.disconnect()
-    # Batches close after 30 s; the worker is idle after 1 s.
-    platform.cli("ingest", "--worker", worker, "--retire", "--retire-after-idle", "1",
-                 AGRI_INGEST_BATCH_SECONDS="30")
+    wait_for(lambda: counters(platform, worker).get("pending_messages") == 20,
+             what="the worker to hold the 20 messages in its batch")
+    assert readings(platform, "def-flush") == []
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
     assert len(readings(platform, "def-flush")) == 20
+    platform.retire_ingest(worker)
+
+
+def test_retiring_waits_for_what_it_received(platform):
+    """A retiring worker whose batch waits for its deadline is not idle: it
+    ends its session only once the batch is committed (its idle detector
+    used to count only committed messages and stop it mid-batch)."""
+    worker = "retire-wait"
+    proc = platform.start_ingest(worker)
+    platform.stop_ingest(proc, retire=False)  # its session keeps its share
+    client = device(platform, "def-retire")
+    now = int(time.time())
+    for k in range(20):
+        publish(client, senml_topic("def-retire"), [{"bt": now - 600 + k, "n": "water_temp",
+                                                     "v": 20.0}])
+    client.loop_stop()
+    client.disconnect()
+    # Batches close after 3 s; the worker would be idle after 0.5 s.
+    platform.cli("ingest", "--worker", worker, "--retire", "--retire-after-idle", "0.5",
+                 AGRI_INGEST_BATCH_SECONDS="3")
+    assert len(readings(platform, "def-retire")) == 20
+    assert counters(platform, worker)["retired"] == 1
 
 
 # ---------------------------------------------------------------------------
