@@ -34,8 +34,8 @@ def add(conn: psycopg.Connection, admin_url: str, *, device_id: str, profile_nam
 
 
 def add_many(conn: psycopg.Connection, admin_url: str,
-             devices: list[tuple[str, str, str | None, str | None]]) -> int:
-    """Register (id, profile, field, DevEUI) devices and create their broker
+             devices: list[tuple[str, str, str | None, str | None, str | None]]) -> int:
+    """Register (id, profile, field, DevEUI, owner) devices and create their broker
     accounts, in one transaction and one broker connection; the passwords are
     not kept anywhere (for devices whose messages arrive through a service
     account, such as the simulator's fleet). Returns how many."""
@@ -45,9 +45,9 @@ def add_many(conn: psycopg.Connection, admin_url: str,
     with DynSec(admin_url) as broker, conn.transaction():
         leftovers: list[dict] = []
         creates: list[dict] = []
-        for device_id, profile, field_id, dev_eui in devices:
+        for device_id, profile, field_id, dev_eui, owner in devices:
             password = registry.add_device(conn, device_id=device_id, profile_name=profile,
-                                           field_id=field_id, dev_eui=dev_eui)
+                                           field_id=field_id, dev_eui=dev_eui, owner=owner)
             leftovers += broker_accounts.delete_device_commands(device_id)
             creates += broker_accounts.create_device_commands(device_id, profile, password)
         broker.run(*leftovers, missing_ok=True)

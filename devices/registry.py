@@ -43,7 +43,7 @@ def add_device(conn: psycopg.Connection, *, device_id: str, profile_name: str,
                dev_eui: str | None = None) -> str:
     """Register a device; returns its password (shown once, only its hash is kept)."""
     if not DEVICE_ID_RE.fullmatch(device_id):
-        raise RegistryError(f"device id {device_id!r} must match [A-Za-z0-9_-]{{1,64}}")
+        raise RegistryError(f"device id {device_id!r} must match {DEVICE_ID_RE.pattern}")
     if is_reserved(device_id):
         raise RegistryError(f"device ids starting with {RESERVED_PREFIX!r} are kept for the "
                             "platform's own accounts; choose another id")

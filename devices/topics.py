@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from agri.devices.profiles import profile as find_profile
+
 DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 SHARE_GROUP = "ingest"
@@ -35,8 +37,6 @@ INGEST_FILTERS: tuple[str, ...] = (
 # What the simulator publishes: as devices, and as the LoRaWAN network servers
 # (The Things Stack, ChirpStack) that bridge into the broker.
 SIMULATOR_PUBLISH_FILTERS: tuple[str, ...] = ("agri/v1/#", "v3/#", "application/#")
-
-DRONE_PROFILE = "drone"
 
 
 def shared(topic_filter: str, group: str = SHARE_GROUP) -> str:
@@ -79,7 +79,7 @@ def device_publish_topics(device_id: str, profile: str) -> tuple[str, ...]:
     """Every topic a device of ``profile`` may publish to: its own readings and
     events, and flight records for drones."""
     own = (senml_topic(device_id), senml_topic(device_id, cbor=True), events_topic(device_id))
-    return (*own, flights_topic(device_id)) if profile == DRONE_PROFILE else own
+    return (*own, flights_topic(device_id)) if find_profile(profile).flights else own
 
 
 def tts_uplink_topic(*, app: str, tenant: str | None, device_id: str) -> str:

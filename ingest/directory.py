@@ -1,6 +1,7 @@
 """The ingest's view of the device registry: id -> profile, field, owner,
-revoked or not, DevEUI -> id for ChirpStack, and each field's owner (which
-fields a drone may serve). Reloaded periodically and on a miss."""
+revoked or not, DevEUI -> id for ChirpStack, and each field's owner and
+municipality with the regions of each device's owner (which fields a drone
+may serve). Reloaded periodically and on a miss."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class KnownDevice:
     revoked: bool
     field_id: str | None = None
     owner: str | None = None
+    owner_regions: frozenset[str] = frozenset()  # municipalities its owner serves
 
 
 class Directory:
@@ -35,7 +37,7 @@ class Directory:
         self._conn: psycopg.Connection | None = None
         self._by_id: dict[str, KnownDevice] = {}
         self._by_eui: dict[str, str] = {}
-        self._field_owner: dict[str, str | None] = {}
+        self._fields: dict[str, tuple[str | None, str]] = {}  # id -> (owner, municipality)
         self._loaded_at = -1e9
         self._metrics = {name: profile_metrics(p) for name, p in PROFILES.items()}
 
@@ -49,12 +51,12 @@ class Directory:
             device = self._find(key, dev_eui)
         return device
 
-    def field(self, field_id: str) -> tuple[bool, str | None]:
-        """Whether the field exists, and its owner."""
-        if field_id not in self._field_owner and time.monotonic() - self._loaded_at > \
+    def field(self, field_id: str) -> tuple[str | None, str] | None:
+        """(owner, municipality) of a field, None when there is no such field."""
+        if field_id not in self._fields and time.monotonic() - self._loaded_at > \
                 MISS_REFRESH_S:
             self.reload()
-        return field_id in self._field_owner, self._field_owner.get(field_id)
+        return self._fields.get(field_id)
 
     def _find(self, key: str, dev_eui: bool) -> KnownDevice | None:
         if dev_eui:
@@ -70,9 +72,11 @@ class Directory:
                 if self._conn is None or self._conn.closed:
                     self._conn = self._connect()
                 rows = self._conn.execute(
-                    "SELECT id, profile, revoked_at IS NOT NULL, dev_eui, field_id, owner "
-                    "FROM devices").fetchall()
-                fields = self._conn.execute("SELECT id, owner FROM fields").fetchall()
+                    "SELECT d.id, d.profile, d.revoked_at IS NOT NULL, d.dev_eui, d.field_id, "
+                    "d.owner, coalesce(u.regions, '{}') FROM devices d "
+                    "LEFT JOIN users u ON u.name = d.owner").fetchall()
+                fields = self._conn.execute(
+                    "SELECT id, owner, municipality FROM fields").fetchall()
                 self._conn.rollback()
                 break
             except psycopg.OperationalError as exc:
@@ -83,9 +87,10 @@ class Directory:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self._by_id = {
-            r[0]: KnownDevice(r[0], PROFILES[r[1]], self._metrics[r[1]], r[2], r[4], r[5])
+            r[0]: KnownDevice(r[0], PROFILES[r[1]], self._metrics[r[1]], r[2], r[4], r[5],
+                              frozenset(r[6]))
             for r in rows if r[1] in PROFILES
         }
         self._by_eui = {r[3]: r[0] for r in rows if r[3]}
-        self._field_owner = dict(fields)
+        self._fields = {f: (owner, municipality) for f, owner, municipality in fields}
         self._loaded_at = time.monotonic()

@@ -111,7 +111,8 @@ class Pipeline:
 
     def _flight(self, drone: KnownDevice, payload: bytes, received: float):
         """A drone's flight record, for fields the drone may serve: the field
-        it is registered to, or fields of its owner."""
+        it is registered to, fields of its owner, or fields in the
+        municipalities its owner serves (a contractor's regions)."""
         if not drone.profile.flights:
             raise Refused(f"flight records are accepted only from drones; device {drone.id!r} "
                           f"has profile {drone.profile.name!r}")
@@ -130,12 +131,15 @@ class Pipeline:
             raise Refused("a flight record names the field it served (\"field\") or fields "
                           "(\"fields\")")
         for f in served:
-            exists, owner = self.directory.field(f)
-            if not exists:
+            known = self.directory.field(f)
+            if known is None:
                 raise Refused(f"unknown field {f[:80]!r}: import it with `agri fields import`")
-            if f != drone.field_id and (drone.owner is None or owner != drone.owner):
+            owner, municipality = known
+            if f != drone.field_id and (drone.owner is None or (
+                    owner != drone.owner and municipality not in drone.owner_regions)):
                 raise Refused(f"drone {drone.id!r} may not serve field {f!r}: register it to "
-                              f"that field (--field) or to the field's owner (--owner)")
+                              f"that field (--field), to the field's owner (--owner), or to a "
+                              f"contractor whose regions include {municipality}")
         t = self._time({"time": body.get("started_at", body.get("time"))}, received,
                        "flight record")
         return (drone.id, t, kind, field_id, orjson.dumps(body).decode(), received)

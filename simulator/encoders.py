@@ -214,6 +214,15 @@ class FlightLog:
         self._times = [t for t, _ in published]
         self.records = [r for _, r in published]
         self.drones = sorted({r["drone_id"] for r in self.records})
+        self._municipality = {f.id: f.municipality for f in season.fields}
+
+    def served(self) -> dict[str, list[str]]:
+        """drone id -> the municipalities of the fields it flies over."""
+        out: dict[str, set[str]] = {d: set() for d in self.drones}
+        for r in self.records:
+            for f in ([r["field"]] if r.get("field") else []) + list(r.get("fields", [])):
+                out[r["drone_id"]].add(self._municipality[f])
+        return {d: sorted(m) for d, m in out.items()}
 
     def messages(self, start_s: float, end_s: float, *, shift_s: int = 0) -> Iterator[Message]:
         """Records published in [start_s, end_s) (simulated times), in publish order, with

@@ -43,6 +43,7 @@ import psycopg
 from paho.mqtt.client import MQTT_ERR_NO_CONN, MQTT_ERR_SUCCESS, error_string
 
 from agri import mqtt
+from agri.api.accounts import add_user
 from agri.api.field_registry import import_fields, parse_features
 from agri.db import connect
 from agri.deploy.servers import write_private
@@ -91,26 +92,39 @@ def _database(settings: Settings) -> psycopg.Connection:
                              f"`agri up`, or set AGRI_DATABASE_URL") from None
 
 
-def register_devices(conn: psycopg.Connection, admin_url: str,
-                     devices: list[tuple[str, str, str | None, str | None]]) -> int:
-    """Register (id, profile, field, DevEUI) devices not registered yet, with
-    their broker accounts; returns how many."""
+Device = tuple[str, str, str | None, str | None, str | None]  # id, profile, field, DevEUI, owner
+
+
+def register_devices(conn: psycopg.Connection, admin_url: str, devices: list[Device]) -> int:
+    """Register devices not registered yet, with their broker accounts;
+    returns how many."""
     try:
         known = dict(conn.execute("SELECT id, dev_eui FROM devices WHERE id = ANY(%s)",
                                   ([d[0] for d in devices],)).fetchall())
     except psycopg.errors.UndefinedTable:
         raise SimulatorError("the database has no tables yet: run `agri db migrate`") from None
     new = []
-    for device_id, profile, field_id, eui in devices:
+    for device_id, profile, field_id, eui, owner in devices:
         if device_id in known:
             if eui and known[device_id] != eui:
                 logger.warning("device %s is registered with DevEUI %s, not %s: its ChirpStack "
                                "uplinks will be rejected", device_id, known[device_id], eui)
             continue
-        new.append((device_id, profile, field_id, eui))
+        new.append((device_id, profile, field_id, eui, owner))
     added = provisioning.add_many(conn, admin_url, new)
     conn.commit()
     return added
+
+
+def _contractor(conn: psycopg.Connection, drone_id: str, regions: list[str]) -> str:
+    """The owner of a contract drone: a farmer who sprays and surveys the
+    fields of ``regions`` (municipalities) under contract, as Japan's
+    contracting farms and JA services do. Created once, without a token
+    anyone holds."""
+    name = f"{drone_id}-operator"
+    if not conn.execute("SELECT 1 FROM users WHERE name = %s", (name,)).fetchone():
+        add_user(conn, name=name, role="farmer", regions=regions)
+    return name
 
 
 def register(settings: Settings, fleet: Fleet) -> None:
@@ -123,8 +137,10 @@ def register(settings: Settings, fleet: Fleet) -> None:
             raise SimulatorError("the database has no tables yet: run `agri db migrate`") \
                 from None
         conn.commit()
-        devices = [(d.id, d.profile, d.field, d.dev_eui) for d in fleet.devices]
-        devices += [(d, "drone", None, None) for d in fleet.flights.drones]
+        devices: list[Device] = [(d.id, d.profile, d.field, d.dev_eui, None)
+                                 for d in fleet.devices]
+        devices += [(d, "drone", None, None, _contractor(conn, d, regions))
+                    for d, regions in fleet.flights.served().items()]
         added = register_devices(conn, settings.broker_url("admin"), devices)
     if created:
         path = fleet.season.out / TOKENS_FILE
@@ -370,7 +386,8 @@ def run_load(settings: Settings, *, devices: int, rate: float, seconds: float,
         raise SimulatorError("--devices, --rate and --seconds must be positive")
     ids = [f"{prefix}-{i}" for i in range(devices)]
     with _database(settings) as conn:
-        register_devices(conn, [(i, "paddy-water", None, None) for i in ids])
+        register_devices(conn, settings.broker_url("admin"),
+                         [(i, "paddy-water", None, None, None) for i in ids])
     stop = stop or threading.Event()
     summary = Summary("load")
     total = round(rate * seconds)

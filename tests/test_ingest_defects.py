@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from agri.api.accounts import add_user
 from agri.api.field_registry import import_fields, parse_features
 from agri.devices.topics import events_topic, flights_topic, senml_topic
 from agri.ingest.batch import Batch
@@ -297,7 +298,14 @@ def drone_fields(platform):
         data["features"].append(feature)
     with psycopg.connect(platform.db_url) as conn:
         import_fields(conn, parse_features(data), create_owners=True)
+        # Contractors: one serving the fields' municipality, one elsewhere.
+        add_user(conn, name="def-contractor", role="farmer",
+                 regions=[base["properties"]["municipality"]])
+        add_user(conn, name="def-far-contractor", role="farmer", regions=["Mutsu"])
     return {
+        "def-drone-c": platform.add_device("def-drone-c", "drone", owner="def-contractor"),
+        "def-drone-far": platform.add_device("def-drone-far", "drone",
+                                             owner="def-far-contractor"),
         "def-drone-a": platform.add_device("def-drone-a", "drone", field_id="def-field-a"),
         "def-drone-b": platform.add_device("def-drone-b", "drone", owner="def-fb"),
         "def-paddy-a": platform.add_device("def-paddy-a", "paddy-water",
@@ -315,8 +323,12 @@ def test_flight_records_only_from_drones_for_fields_they_may_serve(platform, ing
 
     a = platform.device_client("def-drone-a", drone_fields["def-drone-a"])
     b = platform.device_client("def-drone-b", drone_fields["def-drone-b"])
+    c = platform.device_client("def-drone-c", drone_fields["def-drone-c"])
+    far = platform.device_client("def-drone-far", drone_fields["def-drone-far"])
     sim = publisher(platform.simulator_url())  # a bridge: may publish on any drone's topic
     accepted = [(a, "def-drone-a", record(field="def-field-a")),
+                (c, "def-drone-c", record("survey", minutes=15,
+                                          fields=["def-field-a", "def-field-b"])),
                 (b, "def-drone-b", record(minutes=20, field="def-field-b")),
                 (b, "def-drone-b", record("survey", minutes=30, fields=["def-field-b"]))]
     refused = [
@@ -327,6 +339,7 @@ def test_flight_records_only_from_drones_for_fields_they_may_serve(platform, ing
         (a, "def-drone-a", record(minutes=70), "names the field"),
         (a, "def-drone-a", record(minutes=60 * 24 * 40, field="def-field-a"), "days old"),
         (sim, "def-paddy-a", record(field="def-field-a"), "only from drones"),
+        (far, "def-drone-far", record(minutes=80, field="def-field-a"), "contractor whose"),
     ]
     for client, drone, body in accepted:
         publish(client, flights_topic(drone), body)
@@ -335,7 +348,7 @@ def test_flight_records_only_from_drones_for_fields_they_may_serve(platform, ing
 
     def rejected():
         rows = platform.sql("SELECT reason FROM rejects WHERE device_id IN ('def-drone-a', "
-                            "'def-drone-b', 'def-paddy-a') ORDER BY id")
+                            "'def-drone-b', 'def-paddy-a', 'def-drone-far') ORDER BY id")
         return rows if len(rows) >= len(refused) else None
 
     got = [r for (r,) in wait_for(rejected, what="the refused flight records")]
@@ -348,11 +361,12 @@ def test_flight_records_only_from_drones_for_fields_they_may_serve(platform, ing
     stored = platform.sql("SELECT drone_id, kind, field_id FROM drone_records "
                           "WHERE drone_id LIKE 'def-%%' ORDER BY time DESC")
     assert stored == [("def-drone-a", "spray", "def-field-a"),
+                      ("def-drone-c", "survey", None),
                       ("def-drone-b", "spray", "def-field-b"),
                       ("def-drone-b", "survey", None)]
-    for c in (a, b, sim):
-        c.loop_stop()
-        c.disconnect()
+    for client in (a, b, c, far, sim):
+        client.loop_stop()
+        client.disconnect()
 
 
 # ---------------------------------------------------------------------------

@@ -96,7 +96,8 @@ def test_ingest_login_cannot_read_secrets_change_the_schema_or_the_registry(plat
     url = logins["ingest"]
     for statement in (
         "SELECT token_hash FROM users",
-        "SELECT name FROM users",
+        "SELECT role FROM users",
+        "SELECT * FROM users",
         "SELECT password_hash FROM devices",
         "SELECT * FROM devices",
         "DROP TABLE readings",

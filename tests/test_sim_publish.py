@@ -38,7 +38,7 @@ SETTLE_S = 90.0
 def settings(platform) -> Settings:
     """Given servers (AGRI_DATABASE_URL / AGRI_MQTT_URL), as a deployment would set them."""
     return Settings(home=platform.home, database_url=platform.db_url,
-                    mqtt_url=platform.simulator_url(), max_age_days=float(MAX_AGE_DAYS))
+                    mqtt_url=platform.admin_url(), max_age_days=float(MAX_AGE_DAYS))
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_an_accelerated_stretch_reconciles_exactly(platform, settings, worker, t
 def test_an_old_window_is_refused_naming_the_setting(platform, tmp_path):
     fleet = make_fleet(tmp_path, fields=2, seed=6, prefix="told")
     strict = Settings(home=platform.home, database_url=platform.db_url,
-                      mqtt_url=platform.simulator_url(), max_age_days=35.0)
+                      mqtt_url=platform.admin_url(), max_age_days=35.0)
     with pytest.raises(SimulatorError, match="AGRI_MAX_AGE_DAYS="):
         run_accelerated(strict, fleet, first=FIRST, last=LAST)
 

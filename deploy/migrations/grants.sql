@@ -13,6 +13,8 @@ GRANT USAGE ON SCHEMA public TO agri_ingest, agri_api;
 GRANT SELECT (id, profile, field_id, owner, dev_eui, created_at, revoked_at) ON devices
     TO agri_ingest;
 GRANT SELECT ON fields, device_profiles, platform_features TO agri_ingest;
+-- Which fields a drone may serve: its owner's regions (no tokens, no secrets).
+GRANT SELECT (name, regions) ON users TO agri_ingest;
 GRANT SELECT, INSERT ON readings TO agri_ingest;
 GRANT SELECT, INSERT, UPDATE ON readings_hourly, readings_daily TO agri_ingest;
 GRANT INSERT ON rejects, device_events, drone_records TO agri_ingest;
