@@ -21,7 +21,7 @@ MQTTS_PORT = 8883
 MAX_QUEUED_MESSAGES = 50_000_000
 MAX_INFLIGHT_MESSAGES = 20_000
 MAX_PACKET_BYTES = 4 * 1024 * 1024  # above ingest's payload limit, so ingest can reject and record
-AUTOSAVE_CHANGES = 1_000
+AUTOSAVE_INTERVAL_S = 5
 
 
 class BrokerConfigError(RuntimeError):
@@ -51,7 +51,7 @@ def plugin_path() -> str:
 def render(*, bind: str, port: int, data_dir: str, dynsec_file: str, plugin: str,
            tls: TlsFiles | None = None, tls_port: int = MQTTS_PORT, plain: bool = True,
            max_queued_messages: int = MAX_QUEUED_MESSAGES,
-           autosave_interval: int = AUTOSAVE_CHANGES) -> str:
+           autosave_interval: int = AUTOSAVE_INTERVAL_S) -> str:
     """The configuration text. ``bind`` is the address both listeners use;
     ``plain`` False leaves only the TLS listener."""
     listeners = []

@@ -224,7 +224,7 @@ class Mosquitto:
     tls: broker_config.TlsFiles | None = None
     tls_port: int | None = None
     max_queued_messages: int = broker_config.MAX_QUEUED_MESSAGES
-    autosave_interval: int = broker_config.AUTOSAVE_CHANGES
+    autosave_interval: int = broker_config.AUTOSAVE_INTERVAL_S
     proc: subprocess.Popen | None = None
 
     @property

@@ -84,6 +84,7 @@ class IngestService:
         self.stopping = threading.Event()
         self.disconnected = threading.Event()
         self.retiring = False
+        self._broker_dropped: float | None = None
         self.client = self._client()
         self._stats_conn = None
         self._maintained_at = -maintenance.EVERY_S
@@ -125,13 +126,26 @@ class IngestService:
         else:
             logger.warning("disconnected from the broker (%s); reconnecting", reason)
 
+    def _note_dropped(self, total: float) -> None:
+        """The broker's count of messages it dropped since it started: any rise
+        is data lost before ingest could see it (a session's queue was full)."""
+        last = self._broker_dropped
+        self._broker_dropped = total
+        if total > (last or 0):
+            logger.warning("broker dropped %d messages (%d in all since it started): a "
+                           "session's queue was full (max_queued_messages); those readings "
+                           "are lost", total - (last or 0), total)
+
     def _on_message(self, client, userdata, msg: MQTTMessage) -> None:
         gauge = SYS_TOPICS.get(msg.topic)
         if gauge is not None:
             try:
-                self.stats.set(**{gauge: float(msg.payload)})
+                value = float(msg.payload)
             except ValueError:
-                pass
+                return
+            if gauge == "broker_dropped_messages":
+                self._note_dropped(value)
+            self.stats.set(**{gauge: value})
             return
         if self.stopping.is_set():
             return  # not acknowledged: the broker keeps it for the next session

@@ -37,8 +37,10 @@ PUBLISH_TIMEOUT_S = 120.0
 TOKYO_OFFSET_S = 9 * 3600
 
 # A success code: the broker took the message, but no session subscribes to
-# it, so nobody will ever receive it.
+# it, so nobody will ever receive it. The device contract says to send such a
+# message again later (a SenML reading keeps its time, so a resend is harmless).
 NO_MATCHING_SUBSCRIBERS = 0x10
+RESEND_AFTER_S = 0.5
 
 Key = tuple[str, str, int]  # device id, metric, time in microseconds since 1970
 
@@ -47,6 +49,8 @@ Key = tuple[str, str, int]  # device id, metric, time in microseconds since 1970
 class Message:
     keys: tuple[Key, ...]
     published_at: float
+    client_no: int = 0
+    payload: bytes = b""
     acked_at: float | None = None
     reason: int | None = None  # the PUBACK's reason code
 
@@ -97,6 +101,7 @@ class Ledger:
         self._cond = threading.Condition()
         self._inflight: dict[tuple[int, int], Message] = {}
         self._early: dict[tuple[int, int], tuple[float, int]] = {}
+        self.refused: list[Message] = []  # answered "no matching subscribers"
 
     # paho calls this on its network thread while holding its own lock; the
     # publishing thread never holds our lock while calling paho.
@@ -108,6 +113,8 @@ class Ledger:
                 self._early[(client_no, mid)] = (now, reason)
             else:
                 message.acked_at, message.reason = now, reason
+                if reason == NO_MATCHING_SUBSCRIBERS:
+                    self.refused.append(message)
             self._cond.notify_all()
 
     def sent(self, client_no: int, mid: int, message: Message) -> None:
@@ -118,6 +125,13 @@ class Ledger:
                 self._inflight[(client_no, mid)] = message
             else:
                 message.acked_at, message.reason = early
+                if message.reason == NO_MATCHING_SUBSCRIBERS:
+                    self.refused.append(message)
+
+    def take_refused(self) -> list[Message]:
+        with self._cond:
+            taken, self.refused = self.refused, []
+            return taken
 
     def wait_inflight(self, at_most: int, timeout: float) -> bool:
         with self._cond:
@@ -230,7 +244,8 @@ class Stream:
     connected with its own id as client id. Every reading has its own time.
     ``rate`` (messages/s) paces the stream; without it, as fast as the broker
     takes them. The clients reconnect by themselves (paho) after a broker
-    restart and resend what was not acknowledged."""
+    restart and resend what was not acknowledged; as the device contract asks,
+    a message answered "no matching subscribers" is sent again a little later."""
 
     def __init__(self, platform, prefix: str, *, devices: int, messages: int,
                  rate: float | None = None) -> None:
@@ -272,16 +287,31 @@ class Stream:
                          for j in range(1, READINGS_PER_PACK)]
                 keys = tuple((self.ids[i], METRIC, (base + j) * 1_000_000)
                              for j in range(READINGS_PER_PACK))
-                message = Message(keys, time.time())
-                info = self.clients[i].publish(senml_topic(self.ids[i]), orjson.dumps(pack),
-                                               qos=1)
-                self.ledger.sent(i, info.mid, message)
+                self._publish(Message(keys, time.time(), i, orjson.dumps(pack)))
                 self.sent += 1
                 if not self.ledger.wait_inflight(WINDOW, PUBLISH_TIMEOUT_S):
                     raise TimeoutError("the broker acknowledged nothing for "
                                        f"{PUBLISH_TIMEOUT_S:.0f} s")
+                if self.ledger.refused:
+                    self._resend()
+            deadline = time.monotonic() + PUBLISH_TIMEOUT_S
+            while time.monotonic() < deadline:
+                self.ledger.wait_inflight(0, PUBLISH_TIMEOUT_S)
+                if not self.ledger.refused:
+                    break
+                time.sleep(RESEND_AFTER_S)  # a device's back-off before it sends again
+                self._resend()
         except BaseException as exc:  # noqa: BLE001 - reported by join()
             self.error = exc
+
+    def _publish(self, message: Message) -> None:
+        i = message.client_no
+        info = self.clients[i].publish(senml_topic(self.ids[i]), message.payload, qos=1)
+        self.ledger.sent(i, info.mid, message)
+
+    def _resend(self) -> None:
+        for old in self.ledger.take_refused():
+            self._publish(Message(old.keys, time.time(), old.client_no, old.payload))
 
     def start(self) -> Stream:
         self.thread.start()
