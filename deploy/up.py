@@ -35,6 +35,7 @@ class Child:
     proc: subprocess.Popen | None = None
     backoff: float = RESTART_MIN_S
     started_at: float = field(default=0.0)
+    restart_at: float | None = None  # when a dead child is started again
 
     def start(self) -> None:
         # As root, the platform's processes run as the service user, like the servers.
@@ -44,15 +45,21 @@ class Child:
         self.started_at = time.monotonic()
 
     def check(self) -> None:
+        """Restart a dead child after its back-off, without blocking the
+        supervisor (Ctrl-C must stop everything at once)."""
         if self.proc is None or self.proc.poll() is None:
             return
-        code = self.proc.returncode
-        if time.monotonic() - self.started_at > 60:
-            self.backoff = RESTART_MIN_S
-        logger.warning("%s exited with %s; restarting in %.0f s", self.name, code, self.backoff)
-        time.sleep(self.backoff)
-        self.backoff = min(self.backoff * 2, RESTART_MAX_S)
-        self.start()
+        now = time.monotonic()
+        if self.restart_at is None:
+            if now - self.started_at > 60:
+                self.backoff = RESTART_MIN_S
+            logger.warning("%s exited with %s; restarting in %.0f s", self.name,
+                           self.proc.returncode, self.backoff)
+            self.restart_at = now + self.backoff
+            self.backoff = min(self.backoff * 2, RESTART_MAX_S)
+        elif now >= self.restart_at:
+            self.restart_at = None
+            self.start()
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -80,11 +87,13 @@ def run_up(settings: Settings, *, simulate: bool, api_port: int | None,
         stack.start()
         logger.info("embedded stack under %s", stack.home)
 
-        def env(db: str, mqtt: str) -> dict[str, str]:
+        def env(db: str, mqtt: str | None) -> dict[str, str]:
             # Each process gets only its own accounts, in its environment
             # (stack.json stays readable by the supervisor alone).
-            return {**base, "AGRI_DATABASE_URL": stack.database_url_for(db),
-                    "AGRI_MQTT_URL": stack.mqtt_url(mqtt)}
+            out = {**base, "AGRI_DATABASE_URL": stack.database_url_for(db)}
+            if mqtt is not None:
+                out["AGRI_MQTT_URL"] = stack.mqtt_url(mqtt)
+            return out
     else:
         from agri.db import connect
         from agri.deploy.migrate import migrate
@@ -92,23 +101,31 @@ def run_up(settings: Settings, *, simulate: bool, api_port: int | None,
         with connect(settings.db_url()) as conn:
             migrate(conn)
 
-        def env(db: str, mqtt: str) -> dict[str, str]:
+        def env(db: str, mqtt: str | None) -> dict[str, str]:
             return dict(os.environ)
     port = api_port or (settings.api_port if servers.port_is_free(settings.api_port)
                         else servers.free_port())
     started_at = time.time()
     children = [Child("ingest", ["ingest"], env("ingest", "ingest")),
-                Child("api", ["api", "--port", str(port)], env("api", "admin"))]
+                Child("api", ["api", "--port", str(port)], env("api", None))]
     if simulate:
         # The simulator registers its fleet (owner login, admin broker account).
         children.append(Child("simulator", ["simulate", "live"], env("owner", "admin")))
-    if not _service_can_run_platform():
+    as_service = _service_can_run_platform()
+    if not as_service:
         logger.warning("the service user %r cannot run the platform from %s (a folder on the "
                        "way is closed to it): ingest, the API and the simulator run as %s; "
                        "install the platform where that user can read it",
                        servers.SERVICE_USER, sys.prefix, os.environ.get("USER", "root"))
         for child in children:
             child.as_service = False
+    if simulate:
+        # The simulator writes its season under AGRI_HOME/simulator: a folder
+        # of the user it runs as.
+        season_dir = settings.home.resolve() / "simulator"
+        season_dir.mkdir(parents=True, exist_ok=True)
+        if as_service:
+            servers.give_to_service(season_dir, mode=0o700)
     try:
         for child in children:
             child.start()

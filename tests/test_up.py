@@ -25,13 +25,13 @@ pytestmark = pytest.mark.slow
 
 
 class Up:
-    def __init__(self, home: Path, port: int) -> None:
+    def __init__(self, home: Path, port: int, *extra: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGRI_")}
         env["AGRI_HOME"] = str(home)
         self.env = env
         self.lines: list[str] = []
         self.proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "up", "--api-port",
-                                      str(port)], env=env, stdout=subprocess.PIPE,
+                                      str(port), *extra], env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -128,5 +128,32 @@ def test_up_runs_everything_and_keeps_data_across_restarts():
         assert httpx.get(f"{api}/api/v1/devices/up-paddy/series", params={
             "metric": "water_temp"}).status_code == 401
         assert up.interrupt() == 0
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_up_simulate_publishes_a_living_season():
+    """The README's first command: the simulator runs (as the service user
+    when root), its fleet's readings are stored, and Ctrl-C stops at once."""
+    import time
+
+    import psycopg
+
+    home = Path(tempfile.mkdtemp(prefix="agri-up-sim-"))
+    home.chmod(0o755)
+    try:
+        up = Up(home / "state", free_port(), "--simulate")
+        url = orjson.loads((home / "state" / "stack.json").read_bytes())["database_url"]
+
+        def stored() -> int:
+            with psycopg.connect(url) as conn:
+                return conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+
+        wait_for(lambda: stored() > 100, timeout=120, what="the simulated fleet's readings")
+        assert "simulator exited" not in up.text, up.text[-3000:]
+        assert "simulate" in _children(up.proc.pid).values()
+        began = time.monotonic()
+        assert up.interrupt() == 0
+        assert time.monotonic() - began < 30
     finally:
         shutil.rmtree(home, ignore_errors=True)
