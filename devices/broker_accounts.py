@@ -140,10 +140,32 @@ def delete_device_commands(device_id: str) -> list[dict]:
 
 
 def add_device(broker: DynSec, *, device_id: str, profile: str, password: str) -> None:
-    # A leftover account of the same name (say, from a broker that outlived
-    # the registry) must not keep its old password or rights.
+    # A leftover device account of the same name (say, from a broker that
+    # outlived the registry) must not keep its old password or rights; an
+    # account that is not a device's (the admin's, a bridge's) is never touched.
+    refuse_foreign(broker, [device_id])
     broker.run(*delete_device_commands(device_id), missing_ok=True)
     broker.run(*create_device_commands(device_id, profile, password))
+
+
+def _is_managed_device(client: Mapping[str, object]) -> bool:
+    return client.get("textdescription") == MANAGED or any(
+        str(r.get("rolename", "")).startswith(DEVICE_ROLE_PREFIX)
+        for r in client.get("roles", []))  # type: ignore[union-attr]
+
+
+def refuse_foreign(broker: DynSec, names: list[str]) -> None:
+    """Raise when one of ``names`` is a broker account that is not a device's."""
+    existing = set(_list(broker, "listClients", "clients"))
+    for name in names:
+        if name not in existing:
+            continue
+        client = (broker.run({"command": "getClient", "username": name})[0] or {}).get(
+            "client", {})
+        if not _is_managed_device(client):
+            raise BrokerAccountError(
+                f"the broker has an account {name!r} that is not a device's (an admin or a "
+                "bridge): choose another device id")
 
 
 def remove_device(broker: DynSec, device_id: str) -> None:
@@ -269,10 +291,7 @@ def sync(broker: DynSec, conn: psycopg.Connection, *, admin_password: str) -> Sy
         if name in active or is_reserved(name):
             continue
         info = broker.run({"command": "getClient", "username": name})[0] or {}
-        client = info.get("client", {})
-        if client.get("textdescription") == MANAGED or any(
-                r.get("rolename", "").startswith(DEVICE_ROLE_PREFIX)
-                for r in client.get("roles", [])):
+        if _is_managed_device(info.get("client", {})):
             remove_device(broker, name)
             report.removed_devices.append(name)
     for name in sorted(roles):

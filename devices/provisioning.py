@@ -43,6 +43,7 @@ def add_many(conn: psycopg.Connection, admin_url: str,
         return 0
     admin_url = broker_accounts.admin_url(admin_url)
     with DynSec(admin_url) as broker, conn.transaction():
+        broker_accounts.refuse_foreign(broker, [d[0] for d in devices])
         leftovers: list[dict] = []
         creates: list[dict] = []
         for device_id, profile, field_id, dev_eui, owner in devices:

@@ -314,3 +314,21 @@ def test_a_broker_rebuilt_from_the_export_keeps_every_device(platform):
     finally:
         broker.stop()
         shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_device_cannot_take_the_name_of_a_broker_account(platform):
+    """The operator's admin (or a bridge) may have any name: registering a
+    device under it is refused and the account keeps working."""
+    from agri.devices.dynsec import DynSec
+
+    with DynSec(platform.admin_url()) as broker:
+        broker.run({"command": "createClient", "username": "acl-bridge", "password": "pw-bridge"})
+    for name in ("acl-bridge", "agri-admin"):
+        result = platform.cli("devices", "add", "--id", name, "--profile", "soil", check=False)
+        assert result.returncode == 2, result
+        assert "not a device's" in result.stderr or "kept for the platform" in result.stderr
+    assert platform.sql("SELECT count(*) FROM devices WHERE id = 'acl-bridge'") == [(0,)]
+    assert not _connect_result(
+        f"mqtt://acl-bridge:pw-bridge@127.0.0.1:{platform.stack.state.mqtt_port}").is_failure
+    with DynSec(platform.admin_url()) as broker:  # the admin still manages the broker
+        broker.run({"command": "deleteClient", "username": "acl-bridge"})
