@@ -209,7 +209,8 @@ def cmd_fields_import(args, settings) -> int:
     rows = parse_features(orjson.loads(Path(args.file).read_bytes()))
     with _db(settings) as conn:
         count, created = import_fields(conn, rows, create_owners=args.create_owners)
-    print(f"imported {count} fields")
+    years = ", ".join(str(y) for y in sorted({r["transplanted_on"].year for r in rows}))
+    print(f"imported {count} fields (season {years})")
     for owner, token in created.items():
         print(f"created farmer {owner}: API token {token}")
     return 0

@@ -1,12 +1,21 @@
-"""Fields (paddies): import from GeoJSON, SQL for fields, one place."""
+"""Fields (paddies) and their seasons: import from GeoJSON, SQL for fields,
+one place.
+
+A field is a paddy that stays; each import of it adds or updates the season
+of its ``transplanted_on`` year (cultivar, transplanting date), so earlier
+seasons stay as the field's history. The field's own ``cultivar`` and
+``transplanted_on`` are those of its latest season.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import orjson
 import psycopg
 import shapely
+from psycopg.rows import class_row
 from pyproj import Transformer
 from shapely.geometry import shape
 
@@ -61,9 +70,18 @@ def parse_features(data: dict) -> list[dict]:
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class Season:
+    field_id: str
+    year: int
+    cultivar: str
+    transplanted_on: date
+
+
 def import_fields(conn: psycopg.Connection, rows: list[dict], *,
                   create_owners: bool = False) -> tuple[int, dict[str, str]]:
-    """Insert or update fields; returns (count, tokens of owners created)."""
+    """Insert or update fields and the season of each row's year; returns
+    (count, tokens of owners created)."""
     from agri.api.accounts import add_user
 
     owners = sorted({r["owner"] for r in rows})
@@ -90,4 +108,25 @@ def import_fields(conn: psycopg.Connection, rows: list[dict], *,
                      municipality = excluded.municipality, geometry = excluded.geometry,
                      area_m2 = excluded.area_m2, centroid_lon = excluded.centroid_lon,
                      centroid_lat = excluded.centroid_lat, updated_at = now()""", rows)
+            cur.executemany(
+                """INSERT INTO field_seasons (field_id, year, cultivar, transplanted_on)
+                   VALUES (%(id)s, %(year)s, %(cultivar)s, %(transplanted_on)s)
+                   ON CONFLICT (field_id, year) DO UPDATE SET
+                     cultivar = excluded.cultivar, transplanted_on = excluded.transplanted_on,
+                     updated_at = now()""",
+                [r | {"year": r["transplanted_on"].year} for r in rows])
+        # Importing an earlier season (history) must not replace the current one.
+        conn.execute(
+            """UPDATE fields f SET cultivar = s.cultivar, transplanted_on = s.transplanted_on
+               FROM (SELECT DISTINCT ON (field_id) field_id, cultivar, transplanted_on
+                     FROM field_seasons WHERE field_id = ANY(%s)
+                     ORDER BY field_id, year DESC) s
+               WHERE f.id = s.field_id""", ([r["id"] for r in rows],))
     return len(rows), created
+
+
+def seasons(conn: psycopg.Connection, field_id: str) -> list[Season]:
+    """A field's seasons, the latest first."""
+    with conn.cursor(row_factory=class_row(Season)) as cur:
+        return cur.execute("SELECT field_id, year, cultivar, transplanted_on FROM field_seasons "
+                           "WHERE field_id = %s ORDER BY year DESC", (field_id,)).fetchall()

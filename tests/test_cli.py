@@ -56,7 +56,7 @@ def test_fields_import(platform, tmp_path):
     refused = platform.cli("fields", "import", str(path), check=False)
     assert refused.returncode == 2 and "cli-farmer" in refused.stderr
     done = platform.cli("fields", "import", str(path), "--create-owners")
-    assert "imported 1 fields" in done.stdout and "cli-farmer" in done.stdout
+    assert "imported 1 fields (season 2026)" in done.stdout and "cli-farmer" in done.stdout
     area = platform.sql("SELECT area_m2 FROM fields WHERE id = 'cli-field'")[0][0]
     assert 2500 < area < 3800  # about 34 m x 100 m
     data["features"][0]["geometry"]["coordinates"][0] = [
@@ -84,3 +84,26 @@ def test_users_token_rotate_replaces_the_token(platform, api):
     assert shown.returncode == 2 and "--rotate" in shown.stderr
     missing = platform.cli("users", "token", "cli-nobody", "--rotate", check=False)
     assert missing.returncode == 2 and "no user" in missing.stderr
+
+
+def test_a_field_imported_again_gets_a_new_season_and_keeps_its_history(platform, tmp_path):
+    data = orjson.loads(orjson.dumps(FIELD))
+    props = data["features"][0]["properties"]
+    path = tmp_path / "fields.geojson"
+
+    def load(year: int, cultivar: str, day: str = "05-20") -> str:
+        props.update(id="cli-paddy", owner="cli-season-farmer", cultivar=cultivar,
+                     transplanted_on=f"{year}-{day}")
+        path.write_bytes(orjson.dumps(data))
+        return platform.cli("fields", "import", str(path), "--create-owners").stdout
+
+    assert "season 2025" in load(2025, "masshigura")
+    assert "season 2026" in load(2026, "seiten-no-hekireki")
+    load(2026, "seiten-no-hekireki", "05-24")  # the same season corrected
+    load(2024, "tsugaru-roman")  # an earlier season recorded late
+    seasons = platform.sql("SELECT year, cultivar, transplanted_on::text FROM field_seasons "
+                           "WHERE field_id = 'cli-paddy' ORDER BY year")
+    assert seasons == [(2024, "tsugaru-roman", "2024-05-20"), (2025, "masshigura", "2025-05-20"),
+                       (2026, "seiten-no-hekireki", "2026-05-24")]
+    assert platform.sql("SELECT count(*), min(cultivar), min(transplanted_on)::text FROM fields "
+                        "WHERE id = 'cli-paddy'") == [(1, "seiten-no-hekireki", "2026-05-24")]

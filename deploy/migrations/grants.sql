@@ -26,5 +26,6 @@ GRANT EXECUTE ON FUNCTION drop_old_readings(interval) TO agri_ingest;
 GRANT SELECT (name, role, regions, token_hash, created_at, disabled_at) ON users TO agri_api;
 GRANT SELECT (id, profile, field_id, owner, dev_eui, created_at, revoked_at) ON devices
     TO agri_api;
-GRANT SELECT ON fields, device_profiles, platform_features, readings, readings_hourly,
-    readings_daily, rejects, device_events, drone_records, ingest_stats TO agri_api;
+GRANT SELECT ON fields, field_seasons, device_profiles, platform_features, readings,
+    readings_hourly, readings_daily, rejects, device_events, drone_records, ingest_stats
+    TO agri_api;
