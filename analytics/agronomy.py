@@ -1,7 +1,8 @@
 """Published agronomy numbers for rice in the Tsugaru plain, in one place.
 
-Every constant carries its source. Section numbers refer to the platform's
-agronomy reference (AGRONOMY.md), which cites the original publications.
+Every constant carries its source. The section headings below group the
+constants by topic (cultivars, phenology, harvest, cold, heat, blast, water,
+climate, remote sensing).
 Where a number is not published the constant says so and states the
 assumption. A deployment overrides values per cultivar or region by building
 its own ``CultivarParams`` / ``HarvestThermalTime`` with

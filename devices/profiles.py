@@ -4,7 +4,7 @@ within which physical range, and how often.
 This module is the one place that knows a metric's canonical unit (SenML
 units, RFC 8428 section 12.1 and the secondary-unit registry of RFC 8798),
 the units accepted and converted on ingest, and the physically possible
-range. Profile and metric names are part of the public contract (DESIGN.md).
+range. Profile and metric names are part of the public contract (see the README).
 """
 
 from __future__ import annotations

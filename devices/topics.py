@@ -1,4 +1,4 @@
-"""The MQTT topic scheme of the device contract (DESIGN.md, "MQTT topics").
+"""The MQTT topic scheme of the device contract.
 
 Every topic the platform publishes or subscribes to is built or parsed here.
 """

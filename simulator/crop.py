@@ -49,7 +49,7 @@ CHLOROPHYLL_N_EXPONENT = 1.0
 CHLOROPHYLL_FADE_BY_HEADING = 0.10  # relative loss of greenness from transplanting to heading
 CHLOROPHYLL_FADE_RIPENING = 0.30  # further loss per DVI unit after heading
 YELLOW_START_DVI = 1.3
-YELLOW_MAX = 0.9  # about 90 % husk yellowing at harvest (AGRONOMY.md section 3)
+YELLOW_MAX = 0.9  # about 90 % husk yellowing at harvest (analytics/agronomy.py section 3)
 YELLOW_EXPONENT = 1.5
 EXTINCTION = 0.6  # canopy cover = 1 - exp(-EXTINCTION * LAI)
 PATCH_COUNT = (6, 12)
@@ -160,7 +160,7 @@ def canopy_reflectance(*, lai: np.ndarray, chlorophyll: np.ndarray, yellow: np.n
 
 
 def spectral_indices(reflectance: np.ndarray) -> dict[str, np.ndarray]:
-    """NDVI, GNDVI and NDRE (AGRONOMY.md section 9) of a (5, ...) reflectance array."""
+    """NDVI, GNDVI and NDRE (analytics/agronomy.py section 9) of a (5, ...) reflectance array."""
     blue, green, red, red_edge, nir = reflectance
     del blue
 

@@ -1,7 +1,7 @@
 """Drone flights over the simulated blocks: multispectral surveys and spraying.
 
 A survey writes one orthomosaic GeoTIFF per block and day: five float32
-reflectance bands (0..1) of the DJI P4 Multispectral (AGRONOMY.md section
+reflectance bands (0..1) of the DJI P4 Multispectral (analytics/agronomy.py section
 9), EPSG:6678, square pixels of ``gsd_m`` metres, covering the block plus a
 margin; pixels outside the flown footprint (the block's rotated outline plus
 the margin) are nodata. Paddies take their reflectance from the crop model

@@ -68,7 +68,8 @@ TRANSPLANT_START_SPREAD_DAYS = 12  # farmers start within this many days
 TRANSPLANT_FIELD_SPREAD_DAYS = 3  # a farmer's fields are planted over a few days
 TRANSPLANT_LAST = (5, 31)
 FOLLOWS_ADVICE_SHARE = 0.7  # farmers who deepen the water when cold is forecast (assumption)
-# Total N (kg/10a): Seiten no Hekireki growers keep to the 5-7 kg/10a of AGRONOMY.md section 1;
+# Total N (kg/10a): Seiten no Hekireki growers keep to the 5-7 kg/10a of
+# analytics/agronomy.py section 1;
 # growers of the other cultivars apply a little more (assumption).
 NITROGEN_KG_PER_10A = {"seiten-no-hekireki": (5.0, 7.0), "tsugaru-roman": (6.0, 8.5),
                        "masshigura": (6.0, 8.5)}

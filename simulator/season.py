@@ -11,7 +11,7 @@ writes:
   ``chalky_pct``;
 - ``flights/<YYYY-MM-DD>_<block>.tif``: survey orthomosaics, one per block
   and survey day (30 days before, 20 and 30 days after the block's median
-  heading: growth, protein map and harvest-timing map of AGRONOMY.md
+  heading: growth, protein map and harvest-timing map of analytics/agronomy.py
   section 9);
 - ``flights/records.jsonl``: survey and spray flight records.
 

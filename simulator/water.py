@@ -1,7 +1,7 @@
 """Paddy water: daily management plans turned into an hourly water balance.
 
 A :class:`WaterPlan` holds each day's management (dry, flooded to a target
-depth, or drained) from the stage targets of AGRONOMY.md section 7 and the
+depth, or drained) from the stage targets of analytics/agronomy.py section 7 and the
 cold-water guidance of section 4. :func:`simulate_water` runs the hourly
 balance of many plans at once (vectorised over fields) and returns water
 level (m above the soil surface, negative when drained) and water

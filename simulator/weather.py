@@ -44,7 +44,7 @@ day, then spread over the hours; each step draws from its own random stream, spa
 8. Leaf wetness. Wet while it rains and in the hour after, and wet with dew in the dark when
    humidity is high and the wind light.
 
-Facts followed (AGRONOMY.md, sections 4 and 8): yamase blows in June-August, about 5 C
+Facts followed (analytics/agronomy.py, sections 4 and 8): yamase blows in June-August, about 5 C
 colder and 18 % more humid than the westerlies at Hachinohe; episodes last days to weeks;
 the Tsugaru side, west of the Ou mountains, keeps more sunshine than the Pacific side.
 Summers: Aomori's normal June-August mean is 20.2 C; 1993 (crop index 28, Tsugaru 45) had
