@@ -4,6 +4,7 @@ with it, and a client that does not trust the CA is refused."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import ssl
 import stat
@@ -32,6 +33,7 @@ def tls_platform():
         yield Platform(stack, stack.home, stack.new_admin_token)
     finally:
         stack.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _tls_url(platform: Platform, device_id: str, password: str, cafile: Path | None) -> str:
