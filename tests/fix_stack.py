@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,13 +116,18 @@ def _subscribed(log: Path, offset: int) -> bool:
         return b"subscribed (" in f.read()
 
 
-@pytest.fixture(scope="session")
-def platform() -> Iterator[Platform]:
+@contextmanager
+def own_platform(prefix: str = "agri-test-", *, tls: bool = False,
+                 max_queued_messages: int | None = None) -> Iterator[Platform]:
+    """An embedded stack of its own, started, and removed afterwards (kept
+    with AGRI_TEST_KEEP)."""
     # A folder of its own (not pytest's rotating tmp folders, which other
     # pytest runs may clean up), reachable by the servers' unprivileged user.
-    base = Path(tempfile.mkdtemp(prefix="agri-test-"))
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     base.chmod(0o755)
-    stack = EmbeddedStack(base / "home")
+    stack = EmbeddedStack(base / "home", tls=tls)
+    if max_queued_messages is not None:
+        stack.mosquitto.max_queued_messages = max_queued_messages
     stack.start()
     try:
         yield Platform(stack, stack.home, stack.new_admin_token)
@@ -129,6 +135,12 @@ def platform() -> Iterator[Platform]:
         stack.stop()
         if not os.environ.get("AGRI_TEST_KEEP"):
             shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def platform() -> Iterator[Platform]:
+    with own_platform() as p:
+        yield p
 
 
 @pytest.fixture
@@ -151,18 +163,17 @@ def publisher(url: str, client_id: str | None = None) -> object:
     return client
 
 
-@pytest.fixture(scope="session")
-def api(platform) -> Iterator[str]:
-    """A real `agri api` process; yields its base URL."""
+@contextmanager
+def api_server(platform: Platform) -> Iterator[str]:
+    """A real `agri api` process of ``platform``; yields its base URL."""
     import httpx
 
     from agri.deploy.servers import free_port
 
     port = free_port()
-    log = open(platform.home / "api.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "api", "--port", str(port)],
-                            env=platform.env(), stdout=log, stderr=log)
-    log.close()
+    with open(platform.home / "api.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "api", "--port", str(port)],
+                                env=platform.env(), stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -171,10 +182,16 @@ def api(platform) -> Iterator[str]:
         except httpx.HTTPError:
             return proc.poll() is not None
 
-    wait_for(up, what="the API to answer /healthz")
-    assert proc.poll() is None, (platform.home / "api.log").read_text()
     try:
+        wait_for(up, what="the API to answer /healthz")
+        assert proc.poll() is None, (platform.home / "api.log").read_text()
         yield base
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def api(platform) -> Iterator[str]:
+    with api_server(platform) as base:
+        yield base

@@ -9,23 +9,16 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from agri.deploy.servers import free_port
-from agri.deploy.stack import EmbeddedStack
 from tests.fault_count import NO_MATCHING_SUBSCRIBERS, READINGS_PER_PACK, Stream
-from tests.fix_stack import Platform, wait_for
+from tests.fix_stack import Platform, api_server, own_platform, wait_for
 
 pytestmark = pytest.mark.fault
 
@@ -168,41 +161,8 @@ def test_broker_killed_loses_at_most_its_autosave_window(platform, record_proper
 def small_queue() -> Iterator[Platform]:
     """A stack of its own whose broker keeps only QUEUE_LIMIT messages for a
     session that is away."""
-    base = Path(tempfile.mkdtemp(prefix="agri-test-queue-"))
-    base.chmod(0o755)
-    stack = EmbeddedStack(base / "home")
-    stack.mosquitto.max_queued_messages = QUEUE_LIMIT
-    stack.start()
-    try:
-        yield Platform(stack, stack.home, stack.new_admin_token)
-    finally:
-        stack.stop()
-        if not os.environ.get("AGRI_TEST_KEEP"):
-            shutil.rmtree(base, ignore_errors=True)
-
-
-@contextmanager
-def _api(platform: Platform) -> Iterator[str]:
-    """An `agri api` process of ``platform``; yields its base URL."""
-    port = free_port()
-    with open(platform.home / "api.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "api", "--port", str(port)],
-                                env=platform.env(), stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(base + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return proc.poll() is not None
-
-    try:
-        wait_for(up, what="the API to answer /healthz")
-        assert proc.poll() is None, (platform.home / "api.log").read_text()
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+    with own_platform("agri-test-queue-", max_queued_messages=QUEUE_LIMIT) as p:
+        yield p
 
 
 def _metric(base: str, name: str, worker: str) -> float | None:
@@ -222,7 +182,7 @@ def test_ingest_away_beyond_the_queue_limit_counts_what_the_broker_dropped(small
     stream = Stream(platform, "fq-over", devices=2, messages=3 * QUEUE_LIMIT).start()
     stream.join()
     dropped_expected = stream.messages - QUEUE_LIMIT
-    with _api(platform) as base:
+    with api_server(platform) as base:
         worker = platform.start_ingest("q1")
         try:
             count = stream.ledger.wait_settled(platform.db_url)

@@ -4,11 +4,9 @@ with it, and a client that does not trust the CA is refused."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import ssl
 import stat
-import tempfile
 from pathlib import Path
 
 import orjson
@@ -17,23 +15,15 @@ import pytest
 
 from agri import mqtt
 from agri.deploy import servers
-from agri.deploy.stack import EmbeddedStack
 from agri.devices import provisioning
 from agri.devices.topics import senml_topic
-from tests.fix_stack import Platform, wait_for
+from tests.fix_stack import Platform, own_platform, wait_for
 
 
 @pytest.fixture(scope="module")
 def tls_platform():
-    base = Path(tempfile.mkdtemp(prefix="agri-tls-"))
-    base.chmod(0o755)
-    stack = EmbeddedStack(base / "home", tls=True)
-    stack.start()
-    try:
-        yield Platform(stack, stack.home, stack.new_admin_token)
-    finally:
-        stack.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    with own_platform("agri-tls-", tls=True) as p:
+        yield p
 
 
 def _tls_url(platform: Platform, device_id: str, password: str, cafile: Path | None) -> str:
