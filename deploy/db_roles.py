@@ -12,6 +12,7 @@ role that is a member of its service's group:
 
       CREATE ROLE agri_ingest_login LOGIN PASSWORD '...' IN ROLE agri_ingest;
       CREATE ROLE agri_api_login LOGIN PASSWORD '...' IN ROLE agri_api;
+      CREATE ROLE agri_analytics_login LOGIN PASSWORD '...' IN ROLE agri_analytics;
 
   and gives each process its own ``AGRI_DATABASE_URL``.
 """
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 SERVICE_ROLES: Mapping[str, str] = MappingProxyType({
     "ingest": "agri_ingest",
     "api": "agri_api",
+    "analytics": "agri_analytics",
 })
 LOGIN_SUFFIX = "_login"
 ROLES_LOCK_ID = 0x61677267  # advisory lock: one writer of roles at a time

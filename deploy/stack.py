@@ -54,8 +54,11 @@ class StackState:
 
     @classmethod
     def from_json(cls, raw: dict) -> StackState:
+        # A service added since the stack was made gets its password now.
+        passwords = {s: raw["db_passwords"].get(s) or new_password()
+                     for s in db_roles.SERVICE_ROLES}
         return cls(raw["pg_port"], raw["pg_password"], raw["mqtt_port"],
-                   raw["mqtt_admin_password"], raw["db_passwords"], raw.get("tls_port"),
+                   raw["mqtt_admin_password"], passwords, raw.get("tls_port"),
                    raw.get("pids", {}))
 
     @property

@@ -29,3 +29,24 @@ GRANT SELECT (id, profile, field_id, owner, dev_eui, created_at, revoked_at) ON 
 GRANT SELECT ON fields, field_seasons, device_profiles, platform_features, readings,
     readings_hourly, readings_daily, rejects, device_events, drone_records, ingest_stats
     TO agri_api;
+
+-- Analytics (analytics/): reads readings, fields and devices; writes the
+-- results, the officers' records it imports, images' processing state and
+-- the advisory drafts; takes scheduled runs.
+GRANT USAGE ON SCHEMA public TO agri_analytics;
+GRANT SELECT (id, profile, field_id, owner, dev_eui, created_at, revoked_at) ON devices
+    TO agri_analytics;
+GRANT SELECT ON fields, field_seasons, device_profiles, readings, readings_hourly,
+    readings_daily TO agri_analytics;
+GRANT SELECT, INSERT, UPDATE, DELETE ON observations, cultivar_calibrations, field_stages,
+    field_harvest_windows, field_risks, station_blast, field_water_bands, field_water_status,
+    field_index_stats, protein_models, field_protein, field_maturity, nitrogen_advice,
+    analytics_runs TO agri_analytics;
+GRANT SELECT, INSERT, UPDATE ON images, advisories TO agri_analytics;
+GRANT USAGE ON SEQUENCE observations_id_seq, images_id_seq, advisories_id_seq
+    TO agri_analytics;
+-- The API serves the results and the records (the pages issue adds writes).
+GRANT SELECT ON observations, cultivar_calibrations, field_stages, field_harvest_windows,
+    field_risks, station_blast, field_water_bands, field_water_status, images,
+    field_index_stats, protein_models, field_protein, field_maturity, nitrogen_advice,
+    advisories, analytics_runs TO agri_api;
