@@ -116,6 +116,13 @@ CULTIVARS: Mapping[str, CultivarParams] = MappingProxyType({
 DVI_TRANSPLANTING = 0.0  # DVI = 0 at emergence; transplanting used instead (section 2)
 DVI_HEADING = 1.0
 DVI_MATURITY = 2.0
+# Panicle initiation is about 25 days before heading (the usual Tohoku rule of thumb; the
+# pre-conditioning deep water of section 7 starts then). Not a published DVI: this is the
+# DVI that Seiten no Hekireki reaches 25 days before heading in the calibration year below
+# (transplanting 20 May, normal Tsugaru year). Until then the growing point is under water,
+# so its development follows the water temperature where a paddy sensor measures it.
+PANICLE_INITIATION_DAYS_BEFORE_HEADING = 25
+DVI_PANICLE_INITIATION = 0.56
 # Ripening (DVI > 1), SIMRIW: DVR = (1 - exp(-KCR * (T - TCR))) / GR.
 RIPENING_KCR_PER_C = 0.071
 RIPENING_TCR_C = 6.4
