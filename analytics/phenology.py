@@ -90,10 +90,14 @@ class Phenology:
 
 
 def simulate_phenology(*, cultivar: ag.CultivarParams, transplanted_on: date, tmean: pd.Series,
-                       latitude_deg: float = ag.TSUGARU_LATITUDE_DEG) -> Phenology:
+                       latitude_deg: float = ag.TSUGARU_LATITUDE_DEG,
+                       water_tmean: pd.Series | None = None) -> Phenology:
     """Step DVI daily from transplanting (DVI = 0) with daily mean temperature.
 
     ``tmean`` must cover transplanting day; stepping stops at the series' end.
+    ``water_tmean`` (daily mean paddy water temperature, gaps allowed) replaces
+    the air temperature on the days it has a value while DVI is below panicle
+    initiation: until then the growing point is under water.
     DVI is held at 2 after maturity.
     """
     series = daily_series(tmean)
@@ -103,6 +107,7 @@ def simulate_phenology(*, cultivar: ag.CultivarParams, transplanted_on: date, tm
     season = series.loc[start:]
     lengths = solar.day_length_h(latitude_deg, np.asarray(season.index.day_of_year, dtype=float))
     temps = season.to_numpy()
+    water = _water_on(water_tmean, season.index)
     dvi = np.empty(len(season))
     value = ag.DVI_TRANSPLANTING
     heading_i = maturity_i = None
@@ -110,7 +115,9 @@ def simulate_phenology(*, cultivar: ag.CultivarParams, transplanted_on: date, tm
     for i in range(len(season)):
         before = value
         if value < ag.DVI_MATURITY:
-            value = min(value + development_rate(dvi=value, tmean_c=float(temps[i]),
+            t = (water[i] if water is not None and value < ag.DVI_PANICLE_INITIATION
+                 and not math.isnan(water[i]) else temps[i])
+            value = min(value + development_rate(dvi=value, tmean_c=float(t),
                                                  day_length_h=float(lengths[i]), cultivar=cultivar),
                         ag.DVI_MATURITY)
         dvi[i] = value
@@ -128,14 +135,27 @@ def simulate_phenology(*, cultivar: ag.CultivarParams, transplanted_on: date, tm
     )
 
 
+def _water_on(water_tmean: pd.Series | None, days: pd.DatetimeIndex) -> np.ndarray | None:
+    if water_tmean is None or water_tmean.empty:
+        return None
+    index = pd.DatetimeIndex(pd.to_datetime(water_tmean.index))
+    if index.tz is not None:
+        index = index.tz_localize(None)
+    water = pd.Series(np.asarray(water_tmean, dtype=float), index=index.normalize())
+    water = water[~water.index.duplicated(keep="last")]
+    return water.reindex(days).to_numpy(dtype=float)
+
+
 @dataclass(frozen=True, slots=True)
 class HeadingObservation:
-    """An observed heading date of a field with the daily mean temperature it saw."""
+    """An observed heading date of a field with the daily mean temperature it saw
+    (and its paddy water temperature where a sensor measured it)."""
 
     transplanted_on: date
     heading_on: date
     tmean: pd.Series
     latitude_deg: float = ag.TSUGARU_LATITUDE_DEG
+    water_tmean: pd.Series | None = None
 
 
 def fit_g(observations: Sequence[HeadingObservation], *, cultivar: ag.CultivarParams,
@@ -154,7 +174,8 @@ def fit_g(observations: Sequence[HeadingObservation], *, cultivar: ag.CultivarPa
         total = 0.0
         for obs in observations:
             result = simulate_phenology(cultivar=trial, transplanted_on=obs.transplanted_on,
-                                        tmean=obs.tmean, latitude_deg=obs.latitude_deg)
+                                        tmean=obs.tmean, latitude_deg=obs.latitude_deg,
+                                        water_tmean=obs.water_tmean)
             observed = (obs.heading_on - obs.transplanted_on).days + 0.5
             predicted = (result.heading_day if result.heading_day is not None
                          else len(result.dvi) + _NOT_REACHED_PENALTY_DAYS)
