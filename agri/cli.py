@@ -313,8 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="publishing devices (one connection each)")
     p.set_defaults(func=cmd_bench)
 
+    from agri.analytics.cli import register as register_analytics
     from agri.simulator.cli import register
 
+    register_analytics(sub)
     register(sub)
     return parser
 

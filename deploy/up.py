@@ -107,7 +107,9 @@ def run_up(settings: Settings, *, simulate: bool, api_port: int | None,
                         else servers.free_port())
     started_at = time.time()
     children = [Child("ingest", ["ingest"], env("ingest", "ingest")),
-                Child("api", ["api", "--port", str(port)], env("api", None))]
+                Child("api", ["api", "--port", str(port)], env("api", None)),
+                # The daily analytics and new images (analytics login, no MQTT).
+                Child("analytics", ["analytics", "serve"], env("analytics", None))]
     if simulate:
         # The simulator registers its fleet (owner login, admin broker account).
         children.append(Child("simulator", ["simulate", "live"], env("owner", "admin")))

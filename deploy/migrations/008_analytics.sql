@@ -35,7 +35,8 @@ CREATE TABLE cultivar_calibrations (
     cultivar      text NOT NULL,
     for_year      integer NOT NULL,
     g             double precision NOT NULL,
-    observations  integer NOT NULL,
+    observations  integer NOT NULL,           -- records used (weather complete)
+    records       integer NOT NULL,           -- records there were
     rmse_days     double precision NOT NULL,
     seasons       integer[] NOT NULL,
     computed_at   timestamptz NOT NULL DEFAULT now(),

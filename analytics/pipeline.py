@@ -1,0 +1,31 @@
+"""The analytics of a day, in order: new images, then every field's season
+(stage, harvest window, risks), then the water band and the advice that
+follow from them. ``agri analytics run`` and the scheduler call ``daily``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import psycopg
+
+from agri.analytics import runner
+
+logger = logging.getLogger(__name__)
+
+
+def process_pending_images(conn: psycopg.Connection) -> int:
+    """Process images waiting since they were added; returns how many."""
+    from agri.analytics import image_store
+
+    return image_store.process_pending(conn)
+
+
+def daily(conn: psycopg.Connection, *, as_of: date, field_ids: list[str] | None = None,
+          heat_adjustment: bool = False, images: bool = False) -> dict:
+    """Everything computed for ``as_of``; returns the run's summary."""
+    processed = process_pending_images(conn) if images else 0
+    summary = runner.run(conn, as_of=as_of, field_ids=field_ids,
+                         heat_adjustment=heat_adjustment).to_json()
+    summary["images"] = processed
+    return summary
