@@ -9,6 +9,7 @@ seasons stay as the field's history. The field's own ``cultivar`` and
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -20,6 +21,7 @@ from pyproj import Transformer
 from shapely.geometry import shape
 
 # JGD2011 / Japan Plane Rectangular CS X: the zone for Aomori (metres).
+FIELD_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the fields table's CHECK
 PLANE_CRS = "EPSG:6678"
 _TO_PLANE = Transformer.from_crs("EPSG:4326", PLANE_CRS, always_xy=True)
 REQUIRED = ("id", "name", "owner", "cultivar", "transplanted_on", "municipality")

@@ -1,0 +1,136 @@
+"""The analytics results of one field, as the analytics stored them: each kind
+from its own table, the latest day computed for up to ``as_of``."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+# Who sees advisory drafts: the officers who review them and admins.
+REVIEWERS = frozenset({"officer", "admin"})
+
+
+def _iso(value) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+async def _one(conn: AsyncConnection, query: str, params: tuple) -> dict | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchone()
+
+
+async def _all(conn: AsyncConnection, query: str, params: tuple) -> list[dict]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
+async def seasons(conn: AsyncConnection, field_id: str) -> list[dict]:
+    rows = await _all(conn, "SELECT year, cultivar, transplanted_on FROM field_seasons "
+                      "WHERE field_id = %s ORDER BY year DESC", (field_id,))
+    return [{"year": r["year"], "cultivar": r["cultivar"],
+             "transplanted_on": _iso(r["transplanted_on"])} for r in rows]
+
+
+async def stage(conn: AsyncConnection, field_id: str, as_of: date | None) -> dict | None:
+    r = await _one(conn, "SELECT * FROM field_stages WHERE field_id = %s AND "
+                   "(%s::date IS NULL OR computed_for <= %s) ORDER BY computed_for DESC LIMIT 1",
+                   (field_id, as_of, as_of))
+    if r is None:
+        return None
+    return {"computed_for": _iso(r["computed_for"]), "dvi": round(r["dvi"], 3),
+            "name": r["stage"],
+            "heading": {"date": _iso(r["heading"]), "observed": r["heading_observed"]},
+            "maturity": {"date": _iso(r["maturity"]), "observed": r["maturity_observed"]},
+            "station": r["station_id"], "water_sensor": r["water_sensor_id"],
+            "calibrated": r["calibrated"]}
+
+
+async def harvest_window(conn: AsyncConnection, field_id: str, as_of: date | None
+                         ) -> dict | None:
+    r = await _one(conn, "SELECT * FROM field_harvest_windows WHERE field_id = %s AND "
+                   "(%s::date IS NULL OR computed_for <= %s) ORDER BY computed_for DESC LIMIT 1",
+                   (field_id, as_of, as_of))
+    if r is None:
+        return None
+    return {"computed_for": _iso(r["computed_for"]), "opens": _iso(r["opens"]),
+            "closes": _iso(r["closes"]), "opens_cday": r["opens_cday"],
+            "closes_cday": r["closes_cday"], "cday_to_date": r["cday_to_date"],
+            "heat_adjusted": r["heat_adjusted"], "rule": r["rule"]}
+
+
+async def risks(conn: AsyncConnection, field_id: str, as_of: date | None) -> list[dict]:
+    rows = await _all(
+        conn, "SELECT kind, level, value, details, computed_for FROM field_risks r "
+        "WHERE field_id = %s AND computed_for = (SELECT max(computed_for) FROM field_risks "
+        "WHERE field_id = %s AND (%s::date IS NULL OR computed_for <= %s)) ORDER BY kind",
+        (field_id, field_id, as_of, as_of))
+    return [{"kind": r["kind"], "level": r["level"], "value": r["value"],
+             "details": r["details"], "computed_for": _iso(r["computed_for"])} for r in rows]
+
+
+async def water(conn: AsyncConnection, field_id: str, as_of: date | None) -> dict | None:
+    status = await _one(
+        conn, "SELECT * FROM field_water_status WHERE field_id = %s AND (%s::date IS NULL OR "
+        "computed_for <= %s) ORDER BY computed_for DESC LIMIT 1", (field_id, as_of, as_of))
+    if status is None:
+        return None
+    band = await _one(conn, "SELECT low_m, high_m, phase FROM field_water_bands WHERE "
+                      "field_id = %s AND day = %s", (field_id, status["computed_for"]))
+    return {"computed_for": _iso(status["computed_for"]), "state": status["state"],
+            "off_since": _iso(status["off_since"]), "off_hours": status["off_hours"],
+            "share_inside": status["share_inside"], "level_m": status["latest_level_m"],
+            "measured_at": _iso(status["latest_at"]), "device": status["device_id"],
+            "band": None if band is None else {"low_m": band["low_m"], "high_m": band["high_m"],
+                                               "phase": band["phase"]}}
+
+
+async def index_stats(conn: AsyncConnection, field_id: str, as_of: date | None) -> dict | None:
+    r = await _one(
+        conn, "SELECT s.image_id, s.acquired_on, i.source, s.ndvi_mean, s.gndvi_mean, "
+        "s.ndre_mean, s.valid_fraction, s.stats FROM field_index_stats s JOIN images i "
+        "ON i.id = s.image_id WHERE s.field_id = %s AND s.valid_fraction > 0 AND "
+        "(%s::date IS NULL OR s.acquired_on <= %s) ORDER BY s.acquired_on DESC NULLS LAST, "
+        "s.image_id DESC LIMIT 1", (field_id, as_of, as_of))
+    if r is None:
+        return None
+    return {"image": r["image_id"], "acquired_on": _iso(r["acquired_on"]), "source": r["source"],
+            "valid_fraction": r["valid_fraction"], "stats": r["stats"]}
+
+
+async def protein(conn: AsyncConnection, field_id: str, as_of: date | None) -> dict | None:
+    r = await _one(
+        conn, "SELECT p.protein_pct, p.class, p.image_id, p.year, m.cv_r2, m.cv_rmse, m.samples, "
+        "i.acquired_at FROM field_protein p JOIN images i ON i.id = p.image_id "
+        "LEFT JOIN protein_models m ON m.year = p.year AND m.image_id = p.image_id "
+        "WHERE p.field_id = %s AND p.protein_pct IS NOT NULL AND (%s::date IS NULL OR "
+        "i.acquired_at::date <= %s) ORDER BY i.acquired_at DESC NULLS LAST LIMIT 1",
+        (field_id, as_of, as_of))
+    if r is None:
+        return None
+    return {"protein_pct": round(r["protein_pct"], 2), "class": r["class"],
+            "image": r["image_id"], "year": r["year"],
+            "model": {"cv_r2": r["cv_r2"], "cv_rmse_pct": r["cv_rmse"], "samples": r["samples"]}}
+
+
+async def advisories(conn: AsyncConnection, field_id: str, *, role: str, after: int | None,
+                     limit: int) -> list[dict]:
+    statuses = ["draft", "published", "withdrawn"] if role in REVIEWERS else ["published"]
+    rows = await _all(
+        conn, "SELECT id, kind, severity, status, municipality, field_ids, reason, evidence, "
+        "valid_from, valid_until, title_ja, body_ja, title_en, body_en, computed_for, "
+        "published_at FROM advisories WHERE %s = ANY(field_ids) AND status = ANY(%s) "
+        "AND (%s::bigint IS NULL OR id < %s) ORDER BY id DESC LIMIT %s",
+        (field_id, statuses, after, after, limit))
+    return [{"id": r["id"], "kind": r["kind"], "severity": r["severity"], "status": r["status"],
+             "municipality": r["municipality"],
+             "fields": r["field_ids"] if role in REVIEWERS else [field_id],
+             "reason": r["reason"], "evidence": r["evidence"],
+             "valid_from": _iso(r["valid_from"]), "valid_until": _iso(r["valid_until"]),
+             "title": {"ja": r["title_ja"], "en": r["title_en"]},
+             "body": {"ja": r["body_ja"], "en": r["body_en"]},
+             "computed_for": _iso(r["computed_for"]),
+             "published_at": _iso(r["published_at"])} for r in rows]
