@@ -298,3 +298,32 @@ PUBLISHED_PROTEIN_RMSE_PCT = 0.26
 YIELD_SLOPE = 0.371
 YIELD_INTERCEPT_KG_PER_A = 0.72
 YIELD_GROUND_PLOTS = 40
+
+# --- 10. Protein map and fertiliser plan ----------------------------------------------
+# Not published: the platform's assumptions, each with its reasoning. The class limits
+# are TARGET_PROTEIN_MAX_PCT and SHIPPING_PROTEIN_MAX_PCT (section 1).
+
+# A lab protein outside this range is an entry error, not a sample: brown-rice protein of
+# Japanese japonica cultivars lies near 5-9 %, so 3-12 % keeps every real sample and
+# catches a slipped decimal point (64 for 6.4) or a value on another basis.
+PROTEIN_PLAUSIBLE_PCT = (3.0, 12.0)
+# A field's image statistics are read only when at least this fraction of its pixels is
+# valid (not cloud, shadow or nodata): below half, the mean describes part of the field
+# and mixed levee pixels weigh too much.
+MAP_MIN_VALID_FRACTION = 0.5
+BALE_KG = 60.0  # one bale (hyo) of brown rice, the unit of TARGET_YIELD_BALES_PER_10A
+# Next season's total N from this season's protein. Fertiliser trials in northern Japan
+# put the rise of brown-rice protein at very roughly 0.2 points per extra 1 kg N/10a
+# (order of magnitude, not an Aomori figure): so 0.5 kg N/10a less for each 0.1 % above
+# the target, always within the published range (section 1) and never below its low end.
+N_REDUCTION_KG_PER_10A_PER_0_1_PCT = 0.5
+# More N only where protein is clearly low (this margin under the target, so that the
+# increase, about 0.1 % protein by the slope above, still leaves room under the target)
+# and the yield is below TARGET_YIELD_BALES_PER_10A; never above the range's high end.
+N_INCREASE_PROTEIN_MARGIN_PCT = 0.3
+N_INCREASE_KG_PER_10A = 0.5
+N_PLAN_STEP_KG_PER_10A = 0.1  # a plan is stated to 0.1 kg N/10a
+# Inputs beyond these are entry errors: no paddy in Japan yields 1,200 kg/10a, and no
+# standard applies 20 kg N/10a to rice.
+YIELD_PLAUSIBLE_MAX_BALES_PER_10A = 20.0
+N_PLAUSIBLE_MAX_KG_PER_10A = 20.0
