@@ -327,3 +327,22 @@ N_PLAN_STEP_KG_PER_10A = 0.1  # a plan is stated to 0.1 kg N/10a
 # standard applies 20 kg N/10a to rice.
 YIELD_PLAUSIBLE_MAX_BALES_PER_10A = 20.0
 N_PLAUSIBLE_MAX_KG_PER_10A = 20.0
+
+# --- 11. Advice rules --------------------------------------------------------------------
+# When the platform raises an advisory. Not published: each number is an assumption with
+# its reasoning; what the advice says comes from the sections above.
+
+# Deep water against cold counts from preconditioning (PRECONDITIONING_DAYS_BEFORE_HEADING),
+# which starts this many days (9) before the most sensitive period (meiosis): cold advice
+# is raised that early when the weather turns cold.
+COLD_ADVICE_LEAD_DAYS = PRECONDITIONING_DAYS_BEFORE_HEADING - MEIOSIS_DAYS_BEFORE_HEADING[0]
+RECENT_TMEAN_DAYS = 3  # "the weather turns cold": mean of the last 3 observed days
+# Heat sterility worth a warning: 10 %, reached by the SIMRIW curve (section 5) at a mean
+# daily maximum of about 34 C around flowering; a few percent is normal.
+HEAT_STERILITY_ADVICE_PCT = 10.0
+HARVEST_ADVICE_LEAD_DAYS = 7  # a week to ready combines and dryers before the window opens
+MIDSEASON_ADVICE_LEAD_DAYS = 3  # days before mid-season drainage starts to remind of it
+# Water off its band this long gets an advisory: a day covers the farmers' morning and
+# evening rounds, and shorter excursions (rain, a refill) correct themselves.
+WATER_OFF_TARGET_ADVICE_HOURS = 24.0
+WATER_NO_DATA_ADVICE_HOURS = 24.0  # a paddy sensor silent for a day: check it
