@@ -25,7 +25,10 @@ def daily(conn: psycopg.Connection, *, as_of: date, field_ids: list[str] | None 
           heat_adjustment: bool = False, images: bool = False) -> dict:
     """Everything computed for ``as_of``; returns the run's summary."""
     processed = process_pending_images(conn) if images else 0
+    from agri.analytics import advice_results
+
     summary = runner.run(conn, as_of=as_of, field_ids=field_ids,
-                         heat_adjustment=heat_adjustment).to_json()
+                         heat_adjustment=heat_adjustment,
+                         hooks=(advice_results.water_and_advice,)).to_json()
     summary["images"] = processed
     return summary

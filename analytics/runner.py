@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -62,9 +63,16 @@ class FieldResult:
     calibrated: bool
 
 
+Hook = Callable[[psycopg.Connection, list[FieldResult], dict[str, pd.DataFrame], date],
+                dict | None]
+
+
 def run(conn: psycopg.Connection, *, as_of: date, field_ids: list[str] | None = None,
-        heat_adjustment: bool = False, ignore_devices: set[str] | None = None) -> RunSummary:
-    """Compute and store every result for ``as_of`` (one transaction)."""
+        heat_adjustment: bool = False, ignore_devices: set[str] | None = None,
+        hooks: Sequence[Hook] = ()) -> RunSummary:
+    """Compute and store every result for ``as_of`` (one transaction). ``hooks``
+    are further steps that use the estimates (water band, advice): each is
+    called with (conn, results, nights, as_of) and returns summary figures."""
     started = time.monotonic()
     summary = RunSummary(as_of)
     year = as_of.year
@@ -82,16 +90,11 @@ def run(conn: psycopg.Connection, *, as_of: date, field_ids: list[str] | None = 
         summary.stations = len({r.station_id for r in results})
         summary.blast_nights = sum(len(t) for t in nights.values())
         store_risks(conn, results, nights, as_of=as_of)
-        for hook in POST_ESTIMATE_HOOKS:
+        for hook in hooks:
             summary.extra.update(hook(conn, results, nights, as_of) or {})
     summary.seconds = time.monotonic() - started
     logger.info("analytics for %s: %s", as_of, summary.to_json())
     return summary
-
-
-# Further steps that use the estimates (water band, advice): functions
-# (conn, results, nights, as_of) -> dict of summary figures.
-POST_ESTIMATE_HOOKS: list = []
 
 
 def estimate_fields(conn: psycopg.Connection, field_list: list[sd.FieldSeason],

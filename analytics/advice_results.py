@@ -1,0 +1,119 @@
+"""The advice step of the daily run: each field's results as an
+:class:`agri.analytics.advice.FieldState`, the rules' advisories stored as
+drafts for an officer to review.
+
+A draft is identified by :func:`agri.analytics.advice.advisory_key`: a re-run
+updates its draft (text, fields, evidence) instead of adding one; an advisory
+an officer has already published or withdrawn is left as they decided.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import orjson
+import pandas as pd
+import psycopg
+
+from agri.analytics import advice, water_results
+from agri.analytics.blast import BlastRisk
+from agri.analytics.runner import FieldResult
+
+FORECAST_DAYS = 10  # days ahead taken from the climate normal (no forecast feed yet)
+RECENT_DAYS = 3
+
+
+def water_and_advice(conn: psycopg.Connection, results: list[FieldResult],
+                     nights: dict[str, pd.DataFrame], as_of: date) -> dict:
+    """Runner step: the water band and status, then the advice that uses them."""
+    summary, statuses = water_results.store_for(conn, results, as_of)
+    protein = _protein(conn, as_of.year)
+    states = [state_of(r, nights.get(r.station_id), statuses.get(r.season.field_id), as_of,
+                       protein=protein) for r in results]
+    drafts = advice.advise(states)
+    summary["advisories"] = store(conn, drafts, as_of=as_of)
+    return summary
+
+
+def _protein(conn: psycopg.Connection, year: int) -> dict[str, tuple[float, str]]:
+    """Field -> (protein %, class) of its latest estimate this year."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (p.field_id) p.field_id, p.protein_pct, p.class FROM "
+        "field_protein p JOIN images i ON i.id = p.image_id WHERE p.year = %s AND "
+        "p.protein_pct IS NOT NULL ORDER BY p.field_id, i.acquired_at DESC NULLS LAST",
+        (year,)).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def state_of(r: FieldResult, nights: pd.DataFrame | None, water, as_of: date, *,
+             protein: dict) -> advice.FieldState:
+    e = r.estimate
+    temps = e.tmean
+    ahead = temps.loc[pd.Timestamp(as_of + timedelta(days=1)):
+                      pd.Timestamp(as_of + timedelta(days=FORECAST_DAYS))]
+    recent = temps.loc[pd.Timestamp(as_of - timedelta(days=RECENT_DAYS - 1)):pd.Timestamp(as_of)]
+    blast_risk = blast_day = None
+    if nights is not None and not nights.empty:
+        flagged = nights[nights["risk"].isin([BlastRisk.FAVOURABLE, BlastRisk.SUB_FAVOURABLE])]
+        row = flagged.iloc[-1] if len(flagged) else nights.iloc[-1]
+        blast_risk, blast_day = row["risk"], row["day"]
+    pct, cls = protein.get(r.season.field_id, (None, None))
+    return advice.FieldState(
+        field_id=r.season.field_id, municipality=r.season.municipality,
+        cultivar=r.season.cultivar, as_of=as_of, transplanted_on=r.season.transplanted_on,
+        dvi=e.dvi, heading=e.heading.date, heading_observed=e.heading.observed,
+        maturity=e.maturity.date, harvest_opens=e.harvest_opens,
+        harvest_closes=e.harvest_closes, cold_q_cday=e.cold_q_cday,
+        cold_sterility_pct=e.cold_sterility_pct,
+        forecast_tmean_c={d.date(): float(v) for d, v in ahead.items()},
+        recent_tmean_c=float(recent.mean()) if len(recent) else None,
+        days_to_sensitive_start=(None if e.sensitive_from is None
+                                 else (e.sensitive_from - as_of).days),
+        days_to_sensitive_end=(None if e.sensitive_until is None
+                               else (e.sensitive_until - as_of).days),
+        post_heading_mean_c=e.post_heading_mean_c, heat_sterility_pct=e.heat_sterility_pct,
+        blast_risk=blast_risk, blast_day=blast_day, water=water,
+        protein_pct=pct, protein_class=cls)
+
+
+def store(conn: psycopg.Connection, drafts: list[advice.Advisory], *, as_of: date) -> int:
+    """Write the drafts; returns how many were written (added or updated).
+
+    A condition that lasts several days keeps one advisory: a draft of the same
+    kind and municipality still valid yesterday or later is updated (its key
+    stays), and while an advisory of that kind and municipality published by an
+    officer is still valid, no new draft is made beside it. Otherwise the draft
+    is added, or updated by its key when the same day is run again.
+    """
+    written = 0
+    for a in drafts:
+        values = (str(a.severity), list(a.field_ids), a.reason,
+                  orjson.dumps(a.evidence, default=str).decode(), a.valid_until, a.title_ja,
+                  a.body_ja, a.title_en, a.body_en, as_of)
+        current = conn.execute(
+            "SELECT id, status FROM advisories WHERE kind = %s AND municipality = %s AND "
+            "status <> 'withdrawn' AND valid_until >= %s AND valid_from <= %s "
+            "ORDER BY (status = 'published') DESC, id DESC LIMIT 1",
+            (str(a.kind), a.municipality, as_of - timedelta(days=1), as_of)).fetchone()
+        if current is not None and current[1] == "published":
+            continue
+        if current is not None:
+            conn.execute(
+                "UPDATE advisories SET severity = %s, field_ids = %s, reason = %s, evidence = "
+                "%s::jsonb, valid_until = %s, title_ja = %s, body_ja = %s, title_en = %s, "
+                "body_en = %s, computed_for = %s, updated_at = now() WHERE id = %s",
+                (*values, current[0]))
+        else:
+            conn.execute(
+                "INSERT INTO advisories (key, kind, municipality, valid_from, severity, "
+                "field_ids, reason, evidence, valid_until, title_ja, body_ja, title_en, "
+                "body_en, computed_for) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, "
+                "%s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET severity = "
+                "EXCLUDED.severity, field_ids = EXCLUDED.field_ids, reason = EXCLUDED.reason, "
+                "evidence = EXCLUDED.evidence, valid_until = EXCLUDED.valid_until, title_ja = "
+                "EXCLUDED.title_ja, body_ja = EXCLUDED.body_ja, title_en = EXCLUDED.title_en, "
+                "body_en = EXCLUDED.body_en, computed_for = EXCLUDED.computed_for, "
+                "updated_at = now() WHERE advisories.status = 'draft'",
+                (advice.advisory_key(a), str(a.kind), a.municipality, a.valid_from, *values))
+        written += 1
+    return written
