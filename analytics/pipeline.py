@@ -31,4 +31,9 @@ def daily(conn: psycopg.Connection, *, as_of: date, field_ids: list[str] | None 
                          heat_adjustment=heat_adjustment,
                          hooks=(advice_results.water_and_advice,)).to_json()
     summary["images"] = processed
+    # Lab results come in after the harvest: refit the protein map when they do.
+    from agri.analytics import image_results
+
+    with conn.transaction():
+        summary["protein_models"] = image_results.refresh_protein(conn, as_of.year)
     return summary
