@@ -193,3 +193,31 @@ def test_each_process_finds_its_own_database_url(tmp_path, monkeypatch):
                         database_read_url="postgresql://x@replica/agri")
     assert explicit.db_url("api") == explicit.db_url() == "postgresql://x@h/agri"
     assert explicit.db_read_url() == "postgresql://x@replica/agri"
+
+
+def test_analytics_login_writes_results_but_not_readings_devices_or_users(platform, logins):
+    url = logins["analytics"]
+    assert _run(url, "SELECT count(*) FROM readings_daily")[0][0] >= 0
+    _run(url, "INSERT INTO analytics_runs (schedule, run_for, status, taken_by) VALUES "
+              "('roles-test', '2000-01-01', 'done', 'test') ON CONFLICT DO NOTHING")
+    _run(url, "DELETE FROM analytics_runs WHERE schedule = 'roles-test'")
+    for statement in (
+        "SELECT token_hash FROM users",
+        "SELECT password_hash FROM devices",
+        "INSERT INTO readings VALUES ('d', 'm', now(), 1, now())",
+        "DELETE FROM readings",
+        "UPDATE devices SET revoked_at = NULL",
+        "UPDATE users SET role = 'admin'",
+        "DELETE FROM advisories",
+        "DROP TABLE advisories",
+        "UPDATE fields SET owner = NULL",
+        "CREATE TABLE public.planted (x int)",
+    ):
+        with pytest.raises(DENIED):
+            _run(url, statement)
+    # The API reads the results and cannot change them.
+    for statement in ("DELETE FROM field_stages", "UPDATE advisories SET status = 'published'",
+                      "INSERT INTO observations (field_id, year, kind, observed_on) "
+                      "VALUES ('x', 2026, 'heading', '2026-08-01')"):
+        with pytest.raises(DENIED):
+            _run(logins["api"], statement)
