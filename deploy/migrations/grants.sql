@@ -50,3 +50,7 @@ GRANT SELECT ON observations, cultivar_calibrations, field_stages, field_harvest
     field_risks, station_blast, field_water_bands, field_water_status, images,
     field_index_stats, protein_models, field_protein, field_maturity, nitrogen_advice,
     advisories, analytics_runs TO agri_api;
+
+-- Sensor quality (analytics/quality_store.py): written by the analytics, which
+-- run as the migration owner; the API reads flags, scores and clean readings.
+GRANT SELECT ON reading_flags, device_quality, readings_usable TO agri_api;
