@@ -1,16 +1,21 @@
 """The true crop of each simulated field: stages, damage, canopy and protein.
 
-Phenology, cold and heat damage follow :mod:`agri.analytics.phenology` with
-the field's own weather. The canopy and the grain protein are a documented
-simple model (assumptions, chosen to land on published magnitudes):
+Development is the simulator's own model (:mod:`agri.simulator.development`: hourly
+temperature, the water temperature before panicle initiation, seedlings, transplanting
+shock, per-field variation), not the platform's DVR model. Cold and heat damage apply the
+published formulas (SIMRIW's cooling degree-days and sterility, the chalky-grain
+regression, :mod:`agri.analytics.phenology`) to the true stages and to the temperature the
+panicle feels. The canopy and the grain protein are a documented simple model
+(assumptions, chosen to land on published magnitudes):
 
 - Nitrogen status ``n_index`` = (soil N supply + applied N) / the supply of a
-  standard crop; soil supply varies by field.
+  standard crop; soil supply is the paddy's own (the same every year) and varies by
+  paddy; a crop rich in N ripens a little later (``RIPENING_PER_N_INDEX``).
 - Plant area (LAI, m2/m2) rises logistically with DVI to a peak that grows
   with N and holds until ripening; leaf greenness (``chlorophyll``, 1 =
   standard) follows N and fades slowly after heading; ripening panicles and
   leaves turn yellow from DVI 1.3 (``yellow``, 0..1).
-- Within a field, N varies in smooth random patches (Gaussian bumps).
+- Within a field, N varies in smooth random patches (Gaussian bumps), the paddy's own.
 - Reflectance of the five P4 Multispectral bands mixes a green and a yellow
   canopy spectrum by ``yellow``, and canopy with background (water or soil)
   by cover = 1 - exp(-k LAI). Typical rice and soil spectra, not measured.
@@ -31,12 +36,15 @@ import shapely
 
 from agri.analytics import agronomy as ag
 from agri.analytics import phenology as ph
+from agri.simulator import development as dev
 
 if TYPE_CHECKING:
     from agri.simulator.fields import Field
+    from agri.simulator.water import PaddyWater
     from agri.simulator.weather import Weather
 
-G_JITTER_SD = 0.015  # relative field-to-field spread of G (seedlings, microclimate)
+RIPENING_PER_N_INDEX = 0.05  # relative lengthening of grain filling per unit n_index above 1
+SHOCK_WEEK_DAYS = 7  # days after transplanting whose cold lengthens the shock
 SOIL_N_KG_PER_10A = (6.0, 1.0)  # mean, sd of the soil's N supply (assumption)
 SOIL_N_LIMITS = (3.5, 8.5)
 STANDARD_N_KG_PER_10A = 12.0  # soil + applied N of a standard crop
@@ -64,6 +72,7 @@ PROTEIN_NOISE_SD_PCT = 0.25  # what imagery cannot see (assumption)
 PROTEIN_LIMITS_PCT = (5.0, 8.5)
 WATER_PROTECTION_WEIGHT = 0.5  # share of the water's warmth the young panicle feels ...
 WATER_PROTECTION_FULL_DEPTH_M = 0.15  # ... when the water is this deep (less when shallower)
+_SOIL_STREAM, _PATCH_STREAM = 1, 2  # streams of a paddy's soil seed
 
 # Reflectance (blue, green, red, red edge, NIR): typical values (assumption).
 GREEN_CANOPY = np.array([0.030, 0.085, 0.035, 0.250, 0.450])
@@ -172,11 +181,11 @@ def spectral_indices(reflectance: np.ndarray) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True, slots=True)
 class CropGrowth:
-    """A field's true crop: phenology, N status and its within-field patches."""
+    """A field's true crop: development, N status and its within-field patches."""
 
     field: str
-    cultivar: ag.CultivarParams
-    phenology: ph.Phenology
+    cultivar: dev.FieldDevelopment
+    phenology: dev.Development
     n_index: float
     patches: Patches
 
@@ -205,6 +214,7 @@ class FieldTruth:
     transplanted_on: date
     heading: date | None
     maturity: date | None
+    harvest_opens: date | None  # grain ripe and dry enough to start the harvest
     sterility_pct: float  # max of cold and heat sterility (SIMRIW)
     chalky_pct: float
     protein_pct: float  # brown rice, 15 % moisture; two decimals, as a lab reports it
@@ -212,21 +222,33 @@ class FieldTruth:
     n_index: float
 
 
-def field_phenology(field: Field, daily: pd.DataFrame, rng: np.random.Generator
-                    ) -> tuple[ag.CultivarParams, ph.Phenology]:
-    """The field's cultivar parameters (G varied per field) and its phenology."""
-    base = ag.CULTIVARS[field.cultivar]
-    cultivar = replace(base, g=base.g * (1.0 + rng.normal(0.0, G_JITTER_SD)))
-    return cultivar, ph.simulate_phenology(cultivar=cultivar, transplanted_on=field.transplanted_on,
-                                           tmean=daily["tmean"])
+def soil_n_supply(field: Field) -> float:
+    """The paddy's own soil N supply, kg/10a (the same every year)."""
+    rng = np.random.default_rng([field.soil_seed, _SOIL_STREAM])
+    return float(np.clip(rng.normal(*SOIL_N_KG_PER_10A), *SOIL_N_LIMITS))
 
 
-def grow(field: Field, daily: pd.DataFrame, rng: np.random.Generator) -> CropGrowth:
-    """Phenology, N status and patches of ``field`` under the daily weather."""
-    cultivar, phenology = field_phenology(field, daily, rng)
-    soil = float(np.clip(rng.normal(*SOIL_N_KG_PER_10A), *SOIL_N_LIMITS))
-    n_index = (soil + field.nitrogen_kg_per_10a) / STANDARD_N_KG_PER_10A
-    return CropGrowth(field.id, cultivar, phenology, n_index, make_patches(field, rng))
+def grow(field: Field, weather: Weather, rng: np.random.Generator, *,
+         water: PaddyWater | None = None) -> CropGrowth:
+    """The true crop of ``field`` under the hourly ``weather`` and, when given, the
+    field's hourly ``water`` (without it the growing point feels the air)."""
+    n_index = (soil_n_supply(field) + field.nitrogen_kg_per_10a) / STANDARD_N_KG_PER_10A
+    daily = weather.daily()
+    first = (field.transplanted_on - date(weather.year, 1, 1)).days
+    params = dev.field_development(
+        cultivar=field.cultivar, seedling_age_days=field.seedling_age_days,
+        first_week_tmean_c=daily["tmean"].to_numpy()[first:first + SHOCK_WEEK_DAYS], rng=rng,
+        ripening_factor=1.0 + RIPENING_PER_N_INDEX * (n_index - 1.0))
+    point = None
+    if water is not None:
+        offset = (water.times[0].date() - date(weather.year, 1, 1)).days * dev.HOURS
+        point = dev.growing_point_temp(air_c=weather.air_temp, water_c=water.water_temp_c,
+                                       level_m=water.water_level_m, first_hour=offset)
+    development = dev.develop(field=params, transplanted_on=field.transplanted_on,
+                              air_c=weather.air_temp, point_c=point,
+                              precipitation_mm=weather.precipitation)
+    patches = make_patches(field, np.random.default_rng([field.soil_seed, _PATCH_STREAM]))
+    return CropGrowth(field.id, params, development, n_index, patches)
 
 
 def protected_tmean(tmean: pd.Series, water: pd.DataFrame | None) -> pd.Series:
@@ -243,7 +265,10 @@ def protected_tmean(tmean: pd.Series, water: pd.DataFrame | None) -> pd.Series:
 
 def field_truth(*, field: Field, growth: CropGrowth, daily: pd.DataFrame,
                 water: pd.DataFrame | None, rng: np.random.Generator) -> FieldTruth:
-    """Sterility, chalky grain and protein of ``field`` (``water``: daily means or None)."""
+    """Sterility, chalky grain and protein of ``field`` (``water``: daily means or None).
+
+    Cold sterility: SIMRIW's cooling degree-days over the true stages 0.75-1.2 of the
+    temperature the young panicle feels (:func:`protected_tmean`)."""
     pheno = growth.phenology
     q = ph.cooling_degree_days(protected_tmean(daily["tmean"], water), pheno.dvi)
     cold = float(ph.cold_sterility_pct(q))
@@ -258,7 +283,8 @@ def field_truth(*, field: Field, growth: CropGrowth, daily: pd.DataFrame,
                + rng.normal(0.0, PROTEIN_NOISE_SD_PCT))
     return FieldTruth(
         field=field.id, cultivar=field.cultivar, transplanted_on=field.transplanted_on,
-        heading=pheno.heading, maturity=pheno.maturity, sterility_pct=sterility,
+        heading=pheno.heading, maturity=pheno.maturity, harvest_opens=pheno.harvest_opens,
+        sterility_pct=sterility,
         chalky_pct=chalky, protein_pct=round(float(np.clip(protein, *PROTEIN_LIMITS_PCT)), 2),
         cold_q_cday=q, n_index=growth.n_index,
     )

@@ -5,6 +5,11 @@ Geometry is built in metres in JGD2011 / Japan Plane Rectangular CS X
 converted with pyproj to longitude/latitude for GeoJSON (RFC 7946:
 lon, lat order; exterior rings counter-clockwise).
 
+The paddies (:func:`make_paddies`: geometry, ids, owners, blocks, municipalities) depend
+on the random state alone and stay the same every year; :func:`plan_season` draws each
+year's management (cultivar, transplanting date, seedlings, nitrogen, whether the farmer
+follows the advice).
+
 A block is a consolidated paddy area (about 30 m x 100 m paddies, as the
 land consolidation of the plain laid them out): a farm road down the middle
 with an irrigation channel along each side, a row of paddies either side,
@@ -68,6 +73,10 @@ TRANSPLANT_START_SPREAD_DAYS = 12  # farmers start within this many days
 TRANSPLANT_FIELD_SPREAD_DAYS = 3  # a farmer's fields are planted over a few days
 TRANSPLANT_LAST = (5, 31)
 FOLLOWS_ADVICE_SHARE = 0.7  # farmers who deepen the water when cold is forecast (assumption)
+# Seedlings (assumption): most Aomori growers transplant mid-age seedlings (chubyo, about
+# 30-35 days in the nursery), some young ones (chibyo, 20-25 days); one age per farm.
+SEEDLING_AGE_DAYS = {"young": (20, 25), "mid-age": (30, 36)}
+YOUNG_SEEDLING_SHARE = 0.15
 # Total N (kg/10a): Seiten no Hekireki growers keep to the 5-7 kg/10a of
 # analytics/agronomy.py section 1;
 # growers of the other cultivars apply a little more (assumption).
@@ -91,8 +100,9 @@ class Block:
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """One paddy. ``polygon`` is in EPSG:6678 metres; ``follows_advice`` and
-    ``nitrogen_kg_per_10a`` (total N applied) are the farmer's management."""
+    """One paddy in one season. ``polygon`` is in EPSG:6678 metres; ``cultivar``,
+    ``transplanted_on``, ``follows_advice``, ``nitrogen_kg_per_10a`` (total N applied) and
+    ``seedling_age_days`` are the farmer's management of the season."""
 
     id: str
     name: str
@@ -104,6 +114,8 @@ class Field:
     polygon: Polygon
     follows_advice: bool
     nitrogen_kg_per_10a: float
+    seedling_age_days: int
+    soil_seed: int  # the paddy's own soil (its N supply and patches), the same every year
 
 
 @lru_cache(maxsize=2)
@@ -175,18 +187,28 @@ def _split_counts(rng: np.random.Generator, n: int) -> list[int]:
     return counts
 
 
-def make_fields(rng: np.random.Generator, n: int, *, year: int = DEFAULT_YEAR) -> list[Field]:
-    """``n`` paddies owned by farmers ``farmer-001``... with several adjacent fields each.
+@dataclass(frozen=True, slots=True)
+class Paddy:
+    """A paddy and its owner: what stays the same from one season to the next."""
+
+    id: str
+    name: str
+    owner: str
+    municipality: str
+    block: Block
+    polygon: Polygon
+    soil_seed: int
+
+
+def make_paddies(rng: np.random.Generator, n: int) -> list[Paddy]:
+    """``n`` paddies owned by farmers ``farmer-001``... with several adjacent paddies each.
 
     Paddies of a block left over when the next farmer's fields do not fit
     belong to growers outside the platform: they stay in ``Block.paddies``.
     """
     names = list(MUNICIPALITIES)
     weights = np.array([MUNICIPALITIES[m][2] for m in names])
-    cultivars = list(CULTIVAR_WEIGHTS)
-    shares = np.array(list(CULTIVAR_WEIGHTS.values()))
-    planted_so_far = np.zeros(len(cultivars))
-    fields: list[Field] = []
+    paddies: list[Paddy] = []
     taken: list[tuple[float, float, float]] = []
     per_municipality: dict[str, int] = {}
     free: list[Polygon] = []
@@ -199,6 +221,41 @@ def make_fields(rng: np.random.Generator, n: int, *, year: int = DEFAULT_YEAR) -
                                 f"{per_municipality[municipality]:02d}",
                                 municipality=municipality, taken=taken)
             free = list(block.paddies)
+        for _ in range(count):
+            polygon = free.pop(0)
+            field_no = block.paddies.index(polygon) + 1
+            paddies.append(Paddy(
+                id=f"{block.id}-{field_no:02d}",
+                name=f"{MUNICIPALITIES[block.municipality][3]} {block.id[-2:]}-{field_no:02d}",
+                owner=f"farmer-{farmer_no:03d}", municipality=block.municipality, block=block,
+                polygon=polygon, soil_seed=int(rng.integers(1 << 62))))
+    return paddies
+
+
+def make_fields(rng: np.random.Generator, n: int, *, year: int = DEFAULT_YEAR) -> list[Field]:
+    """``n`` paddies (:func:`make_paddies`) with ``year``'s management.
+
+    The paddies, their ids, owners, blocks and municipalities come from ``rng`` alone, so
+    the same generator state gives the same paddies in every year; each year's cultivar,
+    transplanting date, seedlings, nitrogen and whether the farmer follows the advice come
+    from a stream of that state and ``year``.
+    """
+    season_key = int(rng.integers(1 << 62))
+    paddies = make_paddies(rng, n)
+    return plan_season(paddies, np.random.default_rng([season_key, year]), year=year)
+
+
+def plan_season(paddies: list[Paddy], rng: np.random.Generator, *, year: int) -> list[Field]:
+    """Each farmer's management of their paddies in ``year``."""
+    cultivars = list(CULTIVAR_WEIGHTS)
+    shares = np.array(list(CULTIVAR_WEIGHTS.values()))
+    planted_so_far = np.zeros(len(cultivars))
+    farms: dict[str, list[Paddy]] = {}
+    for p in paddies:
+        farms.setdefault(p.owner, []).append(p)
+    fields: list[Field] = []
+    for owned in farms.values():
+        count = len(owned)
         # A farmer's main cultivar is the one furthest behind its share, so the shares of
         # a season stay near CULTIVAR_WEIGHTS whatever the farm sizes.
         behind = shares * (planted_so_far.sum() + count) - planted_so_far
@@ -207,9 +264,10 @@ def make_fields(rng: np.random.Generator, n: int, *, year: int = DEFAULT_YEAR) -
         start = date(year, *TRANSPLANT_START) + timedelta(
             days=int(rng.integers(0, TRANSPLANT_START_SPREAD_DAYS + 1)))
         habit = float(rng.uniform(0.0, 1.0))  # the farmer's place within the N range
-        for _ in range(count):
-            polygon = free.pop(0)
-            field_no = block.paddies.index(polygon) + 1
+        low_age, high_age = (SEEDLING_AGE_DAYS["young"] if rng.random() < YOUNG_SEEDLING_SHARE
+                             else SEEDLING_AGE_DAYS["mid-age"])
+        age = int(rng.integers(low_age, high_age + 1))
+        for paddy in owned:
             cultivar = (main if rng.random() < MAIN_CULTIVAR_SHARE
                         else cultivars[int(rng.integers(len(cultivars)))])
             planted = min(start + timedelta(days=int(rng.integers(
@@ -218,11 +276,11 @@ def make_fields(rng: np.random.Generator, n: int, *, year: int = DEFAULT_YEAR) -
             low, high = NITROGEN_KG_PER_10A[cultivar]
             share = float(np.clip(habit + rng.normal(0.0, 0.15), 0.0, 1.0))
             fields.append(Field(
-                id=f"{block.id}-{field_no:02d}",
-                name=f"{MUNICIPALITIES[block.municipality][3]} {block.id[-2:]}-{field_no:02d}",
-                owner=f"farmer-{farmer_no:03d}", cultivar=cultivar, transplanted_on=planted,
-                municipality=block.municipality, block=block, polygon=polygon,
-                follows_advice=follows, nitrogen_kg_per_10a=round(low + share * (high - low), 1),
+                id=paddy.id, name=paddy.name, owner=paddy.owner, cultivar=cultivar,
+                transplanted_on=planted, municipality=paddy.municipality, block=paddy.block,
+                polygon=paddy.polygon, follows_advice=follows,
+                nitrogen_kg_per_10a=round(low + share * (high - low), 1),
+                seedling_age_days=age, soil_seed=paddy.soil_seed,
             ))
     return fields
 

@@ -1,18 +1,30 @@
 """One simulated season of the Tsugaru plain, written to a folder.
 
-``simulate_season`` draws the weather, the fields and their farmers, grows
-each field's crop, runs the paddy water balance, and flies the drones. It
-writes:
+``simulate_season`` draws the weather, the paddies and their farmers' management, grows
+each field's crop (the simulator's own development model, :mod:`agri.simulator.development`,
+coupled to the paddy water: the water plan follows the crop's heading, and the crop's
+growing point follows the water's temperature until panicle initiation) and flies the
+drones. The paddies, their ids and owners depend on ``seed`` and the number of fields
+only, so every year of a seed has the same paddies; each year's management, weather and
+crop come from ``seed`` and ``year``. It writes:
 
 - ``fields.geojson``: the fields for ``agri fields import``;
-- ``truth.csv``: one row per field: ``field``, ``cultivar``,
-  ``transplanted_on``, ``heading``, ``maturity`` (ISO dates, empty when not
-  reached), ``protein_pct`` (brown rice, 15 % moisture), ``sterility_pct``,
-  ``chalky_pct``;
+- ``truth.csv``: one row per field, what the analytics try to find out: ``field``,
+  ``cultivar``, ``transplanted_on``, ``heading``, ``maturity`` (about 90 % husk
+  yellowing) (ISO dates, empty when not reached), ``protein_pct`` (brown rice, 15 %
+  moisture), ``sterility_pct``, ``chalky_pct``, ``harvest_opens`` (the first day the
+  grain is ripe and dry enough to harvest, about 25 % moisture; empty when not reached);
+- ``observations.csv``: the officers' records for ``agri observations import`` (header
+  ``field,kind,date,value``): ``heading`` rows, the date an officer recorded (the true
+  heading give or take a day, per field), the value empty, for ``heading_share`` of the
+  fields; ``lab_protein`` rows for ``lab_samples`` fields drawn at random, dated on the
+  harvest day, the lab's protein % (true protein plus a lab error of sd 0.1)
+  (:mod:`agri.simulator.observations`); with ``observations_until`` only the rows dated up
+  to that day (a season replayed up to a day);
 - ``flights/<YYYY-MM-DD>_<block>.tif``: survey orthomosaics, one per block
   and survey day (30 days before, 20 and 30 days after the block's median
   heading: growth, protein map and harvest-timing map of analytics/agronomy.py
-  section 9);
+  section 9), :mod:`agri.simulator.drones`;
 - ``flights/records.jsonl``: survey and spray flight records.
 
 The returned :class:`Season` keeps the hourly weather and water series for
@@ -25,6 +37,8 @@ import csv
 import json
 import logging
 import statistics
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -34,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from agri.analytics import agronomy as ag
-from agri.simulator import drones
+from agri.simulator import drones, observations
 from agri.simulator.crop import CropGrowth, FieldTruth, daily_weather, field_truth, grow
 from agri.simulator.fields import Field, make_fields, write_fields_geojson
 from agri.simulator.water import MIN_LEVEL_M, PaddyWater, plan_water, simulate_water
@@ -45,9 +59,12 @@ logger = logging.getLogger(__name__)
 SEASON_GSD_M = 0.25  # coarser than the camera's 5 cm: a 5 cm flight of one block is ~0.5 GB
 SURVEY_DAYS_FROM_HEADING = (-30, 20, 30)
 PROGRESS_STEPS = 10  # log progress about this many times per stage
+WATER_ROUNDS = 4  # crop and water are solved again until the headings stop moving
 TRUTH_COLUMNS = ("field", "cultivar", "transplanted_on", "heading", "maturity", "protein_pct",
-                 "sterility_pct", "chalky_pct")
-_FIELD_STREAM = 1  # keeps the season's random stream apart from the weather's
+                 "sterility_pct", "chalky_pct", "harvest_opens")
+# Random streams, kept apart so that one part's draws never shift another's.
+_FIELD_STREAM, _CROP_STREAM, _FLIGHT_STREAM, _OBSERVATION_STREAM = 1, 2, 3, 4
+_DEVELOPMENT, _PLAN, _TRUTH = 0, 1, 2  # per-field streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +78,7 @@ class Season:
     truth: list[FieldTruth]
     flights: list[dict[str, Any]]
     out: Path
+    records: list[observations.Record]
 
 
 def _progress(stage: str, done: int, total: int) -> None:
@@ -69,40 +87,45 @@ def _progress(stage: str, done: int, total: int) -> None:
         logger.info("%s: %d/%d", stage, done, total)
 
 
+def season_fields(*, fields: int, seed: int, year: int) -> list[Field]:
+    """The season's fields: the paddies of ``seed`` and ``fields`` with ``year``'s
+    management."""
+    return make_fields(np.random.default_rng([seed, _FIELD_STREAM]), fields, year=year)
+
+
 def simulate_season(*, fields: int, seed: int, year: int = 2025,
                     year_type: YearType | str | None = None, out: Path,
-                    gsd_m: float = SEASON_GSD_M, surveys: bool = True) -> Season:
+                    gsd_m: float = SEASON_GSD_M, surveys: bool = True,
+                    lab_samples: int = observations.DEFAULT_LAB_SAMPLES,
+                    heading_share: float = 1.0,
+                    observations_until: date | None = None) -> Season:
     """Simulate ``fields`` paddies through ``year`` and write the files under ``out``.
 
     ``gsd_m`` is the survey pixel size in metres (0.05 for the camera's own
-    resolution); ``surveys=False`` skips the GeoTIFFs.
+    resolution); ``surveys=False`` skips the drone GeoTIFFs.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     weather = simulate_weather(year=year, seed=seed,
                                year_type=None if year_type is None else YearType(year_type))
     logger.info("season %d, seed %d: weather simulated", year, seed)
-    rng = np.random.default_rng([seed, year, _FIELD_STREAM])
-    field_list = make_fields(rng, fields, year=year)
+    field_list = season_fields(fields=fields, seed=seed, year=year)
     daily = daily_weather(weather)
-    streams = rng.spawn(len(field_list))
-    growth: dict[str, CropGrowth] = {}
-    for i, (f, stream) in enumerate(zip(field_list, streams, strict=True), start=1):
-        growth[f.id] = grow(f, daily, stream)
-        _progress("crop", i, len(field_list))
-    plans = []
-    for f, stream in zip(field_list, streams, strict=True):
-        heading = growth[f.id].phenology.heading or date(year, *ag.PREFECTURE_HEADING_END)
-        plans.append(plan_water(field=f, weather=weather, heading=heading, rng=stream))
-    water_list = simulate_water(plans, weather,
-                                canopy_cover=[growth[f.id].canopy_cover() for f in field_list])
-    water = {w.field: w for w in water_list}
-    logger.info("water: %d fields, %d hours each", len(water), len(water_list[0].times)
-                if water_list else 0)
+    def stream(field: Field, part: int) -> np.random.Generator:
+        """The field's own stream for ``part`` of the season (the same on every call)."""
+        return np.random.default_rng([seed, year, _CROP_STREAM, zlib.crc32(field.id.encode()),
+                                      part])
+
+    growth, water = crop_and_water(field_list, weather, stream)
     truth = [field_truth(field=f, growth=growth[f.id], daily=daily, water=water[f.id].daily(),
-                         rng=stream) for f, stream in zip(field_list, streams, strict=True)]
+                         rng=stream(f, _TRUTH)) for f in field_list]
     write_fields_geojson(field_list, out / "fields.geojson")
     _write_truth(truth, out / "truth.csv")
+    records = observations.officer_records(
+        truth, np.random.default_rng([seed, year, _OBSERVATION_STREAM]),
+        heading_share=heading_share, lab_samples=lab_samples, until=observations_until)
+    observations.write_csv(records, out / "observations.csv")
+    rng = np.random.default_rng([seed, year, _FLIGHT_STREAM])
     flights = drones.spray_flights(fields=field_list, rng=rng, headings={
         f.id: growth[f.id].phenology.heading for f in field_list})
     if surveys:
@@ -112,9 +135,47 @@ def simulate_season(*, fields: int, seed: int, year: int = 2025,
     with (out / "flights" / "records.jsonl").open("w", encoding="utf-8") as fh:
         for record in flights:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    logger.info("season written to %s: %d fields, %d flight records, heading %s", out,
-                len(field_list), len(flights), heading_summary(truth))
-    return Season(weather, field_list, growth, water, truth, flights, out)
+    logger.info("season written to %s: %d fields, %d flight records, heading %s",
+                out, len(field_list), len(flights), heading_summary(truth))
+    return Season(weather, field_list, growth, water, truth, flights, out, records)
+
+
+def crop_and_water(field_list: list[Field], weather: Weather,
+                   stream: Callable[[Field, int], np.random.Generator]
+                   ) -> tuple[dict[str, CropGrowth], dict[str, PaddyWater]]:
+    """Crop and paddy water solved together: the water plan follows the crop's heading
+    and the crop's growing point the water's temperature. Starting from a crop grown in
+    the air's temperature, both are solved again until no heading moves (at most
+    ``WATER_ROUNDS`` times). ``stream(field, part)`` gives the field's random stream of a
+    part (the same draws on every call)."""
+    growth = {f.id: grow(f, weather, stream(f, _DEVELOPMENT)) for f in field_list}
+
+    def water_for(crop: dict[str, CropGrowth]) -> dict[str, PaddyWater]:
+        plans = [plan_water(field=f, weather=weather, heading=_planned_heading(crop[f.id], f),
+                            rng=stream(f, _PLAN)) for f in field_list]
+        water_list = simulate_water(plans, weather,
+                                    canopy_cover=[crop[f.id].canopy_cover() for f in field_list])
+        return {w.field: w for w in water_list}
+
+    moved = len(field_list)
+    for round_no in range(1, WATER_ROUNDS + 1):
+        water = water_for(growth)
+        grown = {f.id: grow(f, weather, stream(f, _DEVELOPMENT), water=water[f.id])
+                 for f in field_list}
+        moved = sum(grown[f.id].phenology.heading != growth[f.id].phenology.heading
+                    for f in field_list)
+        growth = grown
+        logger.info("crop and water, round %d: %d headings moved", round_no, moved)
+        if not moved:
+            return growth, water
+    # Still moving (a heading that flips between two days): the water follows the final
+    # headings; the crop keeps the development it had under the previous round's water.
+    return growth, water_for(growth)
+
+
+def _planned_heading(growth: CropGrowth, field: Field) -> date:
+    return growth.phenology.heading or date(field.transplanted_on.year,
+                                            *ag.PREFECTURE_HEADING_END)
 
 
 def _survey_blocks(field_list: list[Field], growth: dict[str, CropGrowth],
@@ -157,7 +218,8 @@ def _write_truth(truth: list[FieldTruth], path: Path) -> None:
                              t.heading.isoformat() if t.heading else "",
                              t.maturity.isoformat() if t.maturity else "",
                              f"{t.protein_pct:.2f}", f"{t.sterility_pct:.2f}",
-                             f"{t.chalky_pct:.2f}"])
+                             f"{t.chalky_pct:.2f}",
+                             t.harvest_opens.isoformat() if t.harvest_opens else ""])
 
 
 def heading_summary(truth: list[FieldTruth]) -> dict[str, Any]:

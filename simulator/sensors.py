@@ -344,11 +344,11 @@ class Fleet:
         spec = METRICS[metric]
         v = self.truth(dev, metric, times.astype(float))
         v = v + NOISE_SD.get(metric, 0.0) * rng.standard_normal(times.size)
-        for f in faults:
-            if f.metric == metric:
-                inside = (times >= f.start_s) & (times < f.end_s)
-                drifted = v + f.value * (times - f.start_s) / DAY_S
-                v = np.where(inside, drifted if f.kind == "drift" else f.value, v)
+        # Drift first, then stuck: a stuck sensor repeats its value even while drifting.
+        for f in sorted((f for f in faults if f.metric == metric), key=lambda f: f.kind != "drift"):
+            inside = (times >= f.start_s) & (times < f.end_s)
+            drifted = v + f.value * (times - f.start_s) / DAY_S
+            v = np.where(inside, drifted if f.kind == "drift" else f.value, v)
         v = np.clip(v, spec.low, spec.high)
         u, out_of_range, side, size = rng.random((4, times.size))
         spiked = (u < self.rates.spike) & (metric != "battery")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import zlib
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -15,9 +16,9 @@ import pytest
 import rasterio
 from rasterio.features import geometry_mask
 
-from agri.simulator import crop, drones, water
+from agri.simulator import drones
 from agri.simulator.fields import Field, make_fields
-from agri.simulator.season import simulate_season
+from agri.simulator.season import crop_and_water, simulate_season
 from agri.simulator.weather import YearType, simulate_weather
 
 YEAR = 2025
@@ -31,15 +32,12 @@ SPRAY_KEYS = {"kind", "drone_id", "field", "product", "target", "rate_l_per_10a"
 @pytest.fixture(scope="module")
 def block_scenes() -> tuple[list[Field], list[drones.FieldScene], dict[str, pd.Series]]:
     weather = simulate_weather(year=YEAR, seed=SEED, year_type=YearType.NORMAL)
-    daily = crop.daily_weather(weather)
     fields = make_fields(np.random.default_rng(SEED), 10, year=YEAR)
     block = [f for f in fields if f.block.id == fields[0].block.id]
-    streams = np.random.default_rng(SEED).spawn(len(block))
-    growth = [crop.grow(f, daily, r) for f, r in zip(block, streams, strict=True)]
-    plans = [water.plan_water(field=f, weather=weather, heading=g.phenology.heading, rng=r)
-             for f, g, r in zip(block, growth, streams, strict=True)]
-    levels = {p.field: p.daily()["level_m"] for p in water.simulate_water(plans, weather)}
-    scenes = [drones.FieldScene(f, g, 0.0) for f, g in zip(block, growth, strict=True)]
+    growth, paddies = crop_and_water(block, weather, lambda f, part: np.random.default_rng(
+        [SEED, zlib.crc32(f.id.encode()), part]))
+    levels = {fid: p.daily()["level_m"] for fid, p in paddies.items()}
+    scenes = [drones.FieldScene(f, growth[f.id], 0.0) for f in block]
     return block, scenes, levels
 
 
@@ -133,7 +131,7 @@ def test_small_season_on_disk(tmp_path: Path, caplog: pytest.LogCaptureFixture) 
     with (tmp_path / "truth.csv").open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["field", "cultivar", "transplanted_on", "heading", "maturity",
-                             "protein_pct", "sterility_pct", "chalky_pct"]
+                             "protein_pct", "sterility_pct", "chalky_pct", "harvest_opens"]
     assert [r["field"] for r in rows] == [f["properties"]["id"] for f in fields["features"]]
     for row in rows:
         assert date.fromisoformat(row["transplanted_on"]) < date.fromisoformat(row["heading"])
@@ -145,5 +143,6 @@ def test_small_season_on_disk(tmp_path: Path, caplog: pytest.LogCaptureFixture) 
                (tmp_path / "flights" / "records.jsonl").read_text(encoding="utf-8").splitlines()]
     assert {r["kind"] for r in records} == {"survey", "spray"}
     assert {r["image"] for r in records if r["kind"] == "survey"} == {p.name for p in images}
-    assert any("crop: 12/12" in m for m in caplog.messages)
+    assert any("crop and water, round" in m and ": 0 headings moved" in m
+               for m in caplog.messages)
     assert any("surveys:" in m for m in caplog.messages)
