@@ -14,7 +14,10 @@ panicle feels. The canopy and the grain protein are a documented simple model
 - Plant area (LAI, m2/m2) rises logistically with DVI to a peak that grows
   with N and holds until ripening; leaf greenness (``chlorophyll``, 1 =
   standard) follows N and fades slowly after heading; ripening panicles and
-  leaves turn yellow from DVI 1.3 (``yellow``, 0..1).
+  leaves turn yellow from DVI 1.3 (``yellow``, 0..1); from heading the panicles
+  emerge over the leaves and hide up to ``PANICLE_SHARE_MAX`` of them by DVI
+  ``PANICLE_FULL_DVI`` (``panicle_share``), green at first and yellowing with the
+  leaves.
 - Within a field, N varies in smooth random patches (Gaussian bumps), the paddy's own.
 - Reflectance of the five P4 Multispectral bands mixes a green and a yellow
   canopy spectrum by ``yellow``, and canopy with background (water or soil)
@@ -57,6 +60,8 @@ CHLOROPHYLL_N_EXPONENT = 1.0
 CHLOROPHYLL_FADE_BY_HEADING = 0.10  # relative loss of greenness from transplanting to heading
 CHLOROPHYLL_FADE_RIPENING = 0.30  # further loss per DVI unit after heading
 YELLOW_START_DVI = 1.3
+PANICLE_SHARE_MAX = 0.25  # share of the canopy's top the panicles hide (assumption)
+PANICLE_FULL_DVI = 1.15  # all panicles out (about a week after heading)
 YELLOW_MAX = 0.9  # about 90 % husk yellowing at harvest (analytics/agronomy.py section 3)
 YELLOW_EXPONENT = 1.5
 EXTINCTION = 0.6  # canopy cover = 1 - exp(-EXTINCTION * LAI)
@@ -68,7 +73,7 @@ PROTEIN_STANDARD_PCT = 6.0  # protein of a standard crop (assumption)
 PROTEIN_PER_N_INDEX = 3.0  # percentage points per unit n_index (assumption)
 PROTEIN_PER_STERILITY_PCT = 0.02  # per % sterility above the SIMRIW intercept
 PROTEIN_STERILITY_CAP_PCT = 1.0
-PROTEIN_NOISE_SD_PCT = 0.25  # what imagery cannot see (assumption)
+PROTEIN_NOISE_SD_PCT = 0.15  # what imagery cannot see (assumption)
 PROTEIN_LIMITS_PCT = (5.0, 8.5)
 WATER_PROTECTION_WEIGHT = 0.5  # share of the water's warmth the young panicle feels ...
 WATER_PROTECTION_FULL_DEPTH_M = 0.15  # ... when the water is this deep (less when shallower)
@@ -78,6 +83,7 @@ _SOIL_STREAM, _PATCH_STREAM = 1, 2  # streams of a paddy's soil seed
 GREEN_CANOPY = np.array([0.030, 0.085, 0.035, 0.250, 0.450])
 CHLOROPHYLL_SENSITIVITY = np.array([-0.005, -0.035, -0.020, -0.060, 0.030])  # per unit above 1
 YELLOW_CANOPY = np.array([0.060, 0.130, 0.150, 0.250, 0.330])
+GREEN_PANICLES = np.array([0.045, 0.100, 0.080, 0.220, 0.320])
 WATER = np.array([0.060, 0.060, 0.040, 0.030, 0.025])
 WET_SOIL = np.array([0.060, 0.080, 0.100, 0.120, 0.140])
 DRY_SOIL = np.array([0.100, 0.130, 0.160, 0.190, 0.220])
@@ -156,16 +162,40 @@ def background_reflectance(level_m: np.ndarray | float) -> np.ndarray:
     return wet * WATER.reshape(shape) + (1.0 - wet) * soil
 
 
-def canopy_reflectance(*, lai: np.ndarray, chlorophyll: np.ndarray, yellow: np.ndarray,
-                       background: np.ndarray) -> np.ndarray:
-    """Band reflectance (5, ...) of canopy over ``background`` (5, ...), 0..1."""
-    lai, chlorophyll, yellow = np.broadcast_arrays(lai, chlorophyll, yellow)
-    shape = (5,) + (1,) * lai.ndim
-    cover = 1.0 - np.exp(-EXTINCTION * lai)
+def cover_of(lai: np.ndarray | float) -> np.ndarray:
+    """Share of the ground the canopy hides, 1 - exp(-k LAI)."""
+    return 1.0 - np.exp(-EXTINCTION * np.asarray(lai, dtype=float))
+
+
+def panicle_share(dvi: np.ndarray | float) -> np.ndarray:
+    """Share of the canopy's top hidden by panicles (0 before heading)."""
+    d = np.asarray(dvi, dtype=float)
+    return PANICLE_SHARE_MAX * np.clip((d - ag.DVI_HEADING) / (PANICLE_FULL_DVI - ag.DVI_HEADING),
+                                       0.0, 1.0)
+
+
+def canopy_spectrum(chlorophyll: np.ndarray | float, yellow: np.ndarray | float,
+                    panicles: np.ndarray | float = 0.0) -> np.ndarray:
+    """Reflectance (5, ...) of a closed canopy of the given greenness, yellowing and share
+    hidden by panicles."""
+    chlorophyll, yellow, panicles = np.broadcast_arrays(
+        np.asarray(chlorophyll, dtype=float), np.asarray(yellow, dtype=float),
+        np.asarray(panicles, dtype=float))
+    shape = (5,) + (1,) * chlorophyll.ndim
     green = GREEN_CANOPY.reshape(shape) + CHLOROPHYLL_SENSITIVITY.reshape(shape) * (
         chlorophyll - 1.0)
-    canopy = (1.0 - yellow) * green + yellow * YELLOW_CANOPY.reshape(shape)
-    return np.clip(cover * canopy + (1.0 - cover) * background, 0.0, 1.0)
+    leaves = (1.0 - yellow) * green + yellow * YELLOW_CANOPY.reshape(shape)
+    heads = (1.0 - yellow) * GREEN_PANICLES.reshape(shape) + yellow * YELLOW_CANOPY.reshape(shape)
+    return (1.0 - panicles) * leaves + panicles * heads
+
+
+def canopy_reflectance(*, lai: np.ndarray, chlorophyll: np.ndarray, yellow: np.ndarray,
+                       background: np.ndarray, panicles: np.ndarray | float = 0.0) -> np.ndarray:
+    """Band reflectance (5, ...) of canopy over ``background`` (5, ...), 0..1."""
+    lai, chlorophyll, yellow = np.broadcast_arrays(lai, chlorophyll, yellow)
+    cover = cover_of(lai)
+    return np.clip(cover * canopy_spectrum(chlorophyll, yellow, panicles)
+                   + (1.0 - cover) * background, 0.0, 1.0)
 
 
 def spectral_indices(reflectance: np.ndarray) -> dict[str, np.ndarray]:
@@ -196,13 +226,15 @@ class CropGrowth:
     def canopy_cover(self) -> pd.Series:
         """Daily canopy cover (0..1) of the field mean crop, from transplanting."""
         lai, _, _ = canopy_state(self.phenology.dvi.to_numpy(), self.n_index)
-        return pd.Series(1.0 - np.exp(-EXTINCTION * lai), index=self.phenology.dvi.index)
+        return pd.Series(cover_of(lai), index=self.phenology.dvi.index)
 
     def mean_reflectance(self, day: date, level_m: float) -> np.ndarray:
         """Field-mean reflectance (5,) on ``day`` with water level ``level_m``."""
-        lai, chl, yellow = canopy_state(self.dvi_on(day), self.n_index)
+        dvi = self.dvi_on(day)
+        lai, chl, yellow = canopy_state(dvi, self.n_index)
         return canopy_reflectance(lai=lai, chlorophyll=chl, yellow=yellow,
-                                  background=background_reflectance(level_m))
+                                  background=background_reflectance(level_m),
+                                  panicles=panicle_share(dvi))
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,22 @@
 
 A survey writes one orthomosaic GeoTIFF per block and day: five float32
 reflectance bands (0..1) of the DJI P4 Multispectral (analytics/agronomy.py section
-9), EPSG:6678, square pixels of ``gsd_m`` metres, covering the block plus a
-margin; pixels outside the flown footprint (the block's rotated outline plus
-the margin) are nodata. Paddies take their reflectance from the crop model
-(:mod:`agri.simulator.crop`) with the field's water level as background;
-paddies of growers outside the platform show the block's mean crop; roads,
-channels and the land around have fixed typical spectra (assumption). Each
-pixel carries 2 % multiplicative sensor noise. The raster is written in
-strips, so a 5 cm flight never holds the whole block in memory.
+9) in the order blue, green, red, red_edge, nir (band descriptions), EPSG:6678, square
+pixels of ``gsd_m`` metres, tiled and DEFLATE-compressed, tag ``AGRI_SOURCE=drone-p4m``,
+covering the block plus a margin; pixels outside the flown footprint (the block's rotated
+outline plus the margin) are nodata (-1). The ground is :mod:`agri.simulator.ground`
+(mixed pixels at levees and edges, hills and open water, textures); the camera adds, as
+a real one does (assumptions on the magnitudes):
+
+- a reflectance calibration error per flight: every band's gain off by a common factor
+  (``FLIGHT_GAIN_SD``: irradiance sensor and reference panel) and by its own
+  (``BAND_GAIN_SD``);
+- a smooth illumination gradient across the block (``GRADIENT_SD`` from one side to the
+  other: the sun and thin cloud moving during the flight);
+- per-pixel sensor noise, ``sqrt(READ_NOISE**2 + SHOT_NOISE * reflectance)`` at the
+  camera's own 5 cm, averaged down in coarser mosaics.
+
+The raster is written in strips, so a 5 cm flight never holds the whole block in memory.
 
 Flight records are the JSON objects published on
 ``agri/v1/drones/{drone_id}/flights``; their keys:
@@ -33,29 +41,24 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import rasterio
-from rasterio.features import rasterize
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from agri.analytics import agronomy as ag
-from agri.simulator.crop import (
-    WATER,
-    CropGrowth,
-    background_reflectance,
-    canopy_reflectance,
-    canopy_state,
-)
 from agri.simulator.fields import PLANE_CRS, Block, Field
+from agri.simulator.ground import FieldScene, render
 
 DEFAULT_GSD_M = ag.P4M_GSD_M
 MARGIN_M = 10.0
 NODATA = -1.0
+SOURCE = "drone-p4m"  # AGRI_SOURCE tag
 STRIP_ROWS = 256  # rows rendered and written at a time (and the tile height)
-SENSOR_NOISE_SD = 0.02  # relative
-ROAD = np.array([0.140, 0.160, 0.180, 0.200, 0.220])  # gravel farm road (assumption)
-GRASS = np.array([0.030, 0.080, 0.040, 0.250, 0.380])  # levees and verges in summer
-BARE = np.array([0.090, 0.110, 0.130, 0.160, 0.190])  # land around out of season
-GRASS_MONTHS = range(6, 10)  # June-September: verges green
+SUPERSAMPLE = 4  # ground rendered at 4 x 4 points per pixel for mixed pixels
+FLIGHT_GAIN_SD = 0.04  # relative, common to the bands
+BAND_GAIN_SD = 0.015  # relative, each band
+GRADIENT_SD = 0.02  # relative change of illumination across the block
+READ_NOISE = 0.004  # reflectance, per native pixel
+SHOT_NOISE = 0.0004  # reflectance, per native pixel: variance per unit reflectance
 SURVEY_HOUR = 10  # local start of a survey (assumption: mid-morning, sun high)
 SURVEY_SPEED_M2_S = 280.0  # 7 m/s with an effective swath of 40 m (70 % side overlap)
 SURVEY_OVERHEAD_S = 300.0  # take-off, calibration panel, landing
@@ -70,17 +73,35 @@ SPRAYS = (
 )
 TZ = ZoneInfo(ag.TIME_ZONE)
 
-_ROAD, _CHANNEL, _OUTSIDE, _OTHER_PADDY = 1, 2, 3, 4
-_FIRST_FIELD = 10
 
 
 @dataclass(frozen=True, slots=True)
-class FieldScene:
-    """What a field looks like on the day of a flight."""
+class Camera:
+    """One flight's calibration: band gains and the illumination gradient (per metre)."""
 
-    field: Field
-    growth: CropGrowth
-    level_m: float  # daily mean water level
+    gains: np.ndarray  # (5,)
+    gradient_per_m: tuple[float, float]
+    centre: tuple[float, float]
+    gsd_m: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, block: Block, gsd_m: float) -> Camera:
+        minx, miny, maxx, maxy = block.outline.bounds
+        span = max(maxx - minx, maxy - miny)
+        gains = (1.0 + rng.normal(0.0, FLIGHT_GAIN_SD)) * (
+            1.0 + rng.normal(0.0, BAND_GAIN_SD, len(ag.P4M_BANDS)))
+        gx, gy = rng.normal(0.0, GRADIENT_SD, 2) / span
+        return cls(gains, (float(gx), float(gy)), ((minx + maxx) / 2, (miny + maxy) / 2), gsd_m)
+
+    def observe(self, ground: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+                rng: np.random.Generator) -> np.ndarray:
+        """The camera's reflectance of ``ground`` (5, h, w) at pixel centres ``xs``, ``ys``."""
+        light = 1.0 + self.gradient_per_m[0] * (xs - self.centre[0]) + self.gradient_per_m[1] * (
+            ys - self.centre[1])
+        seen = ground * self.gains[:, None, None] * light[None]
+        averaged = min(1.0, DEFAULT_GSD_M / self.gsd_m)
+        sd = np.sqrt(READ_NOISE ** 2 + SHOT_NOISE * np.maximum(seen, 0.0)) * averaged
+        return np.clip(seen + sd * rng.standard_normal(seen.shape), 0.0, 1.0)
 
 
 def _grid(block: Block, gsd_m: float, margin_m: float) -> tuple[Affine, int, int]:
@@ -91,51 +112,13 @@ def _grid(block: Block, gsd_m: float, margin_m: float) -> tuple[Affine, int, int
     return Affine(gsd_m, 0.0, left, 0.0, -gsd_m, top), width, height
 
 
-def _mean_scene(scenes: Sequence[FieldScene], day: date) -> tuple[np.ndarray, ...]:
-    dvi = np.mean([s.growth.dvi_on(day) for s in scenes])
-    n = np.mean([s.growth.n_index for s in scenes])
-    level = float(np.mean([s.level_m for s in scenes]))
-    return canopy_state(dvi, n) + (background_reflectance(level),)
-
-
-def _render(labels: np.ndarray, xs: np.ndarray, ys: np.ndarray, *,
-            scenes: Sequence[FieldScene], day: date, rng: np.random.Generator) -> np.ndarray:
-    out = np.full((5,) + labels.shape, NODATA, dtype=np.float32)
-    land = GRASS if day.month in GRASS_MONTHS else BARE
-    for code, spectrum in ((_ROAD, ROAD), (_CHANNEL, WATER), (_OUTSIDE, land)):
-        mask = labels == code
-        out[:, mask] = spectrum[:, None]
-    other = labels == _OTHER_PADDY
-    if other.any() and not scenes:
-        out[:, other] = background_reflectance(0.0)[:, None]
-    elif other.any():
-        lai, chl, yellow, background = _mean_scene(scenes, day)
-        out[:, other] = canopy_reflectance(lai=lai, chlorophyll=chl, yellow=yellow,
-                                           background=background)[:, None]
-    for i, scene in enumerate(scenes):
-        mask = labels == _FIRST_FIELD + i
-        if not mask.any():
-            continue
-        local_n = scene.growth.n_index * scene.growth.patches.factor(xs[mask], ys[mask])
-        lai, chl, yellow = canopy_state(scene.growth.dvi_on(day), local_n)
-        background = background_reflectance(scene.level_m)[:, None]
-        out[:, mask] = canopy_reflectance(lai=lai, chlorophyll=chl, yellow=yellow,
-                                          background=background)
-    flown = labels > 0
-    noise = rng.normal(1.0, SENSOR_NOISE_SD, (5, int(flown.sum()))).astype(np.float32)
-    out[:, flown] = np.clip(out[:, flown] * noise, 0.0, 1.0)
-    return out
-
-
 def survey_flight(*, block: Block, scenes: Sequence[FieldScene], day: date, path: Path,
                   rng: np.random.Generator, gsd_m: float = DEFAULT_GSD_M,
                   margin_m: float = MARGIN_M, drone_id: str = "survey-01") -> dict[str, Any]:
     """Write the survey GeoTIFF of ``block`` on ``day`` to ``path``; return its record."""
     transform, width, height = _grid(block, gsd_m, margin_m)
-    shapes: list[tuple[Any, int]] = [(block.outline.buffer(margin_m), _OUTSIDE)]
-    shapes += [(p, _OTHER_PADDY) for p in block.paddies]
-    shapes += [(c, _CHANNEL) for c in block.channels] + [(block.road, _ROAD)]
-    shapes += [(s.field.polygon, _FIRST_FIELD + i) for i, s in enumerate(scenes)]
+    footprint = block.outline.buffer(margin_m)
+    camera = Camera.draw(rng, block, gsd_m)
     profile = {
         "driver": "GTiff", "width": width, "height": height, "count": len(ag.P4M_BANDS),
         "dtype": "float32", "crs": PLANE_CRS, "transform": transform, "nodata": NODATA,
@@ -147,24 +130,27 @@ def survey_flight(*, block: Block, scenes: Sequence[FieldScene], day: date, path
     started = datetime.combine(day, time(SURVEY_HOUR), TZ) + timedelta(
         minutes=int(rng.integers(0, 90)))
     ended = started + timedelta(seconds=round(
-        SURVEY_OVERHEAD_S + block.outline.buffer(margin_m).area / SURVEY_SPEED_M2_S))
+        SURVEY_OVERHEAD_S + footprint.area / SURVEY_SPEED_M2_S))
     with rasterio.open(path, "w", **profile) as dst:
         for i, band in enumerate(ag.P4M_BANDS, start=1):
             dst.set_band_description(i, band.name)
             dst.update_tags(i, centre_nm=band.centre_nm, fwhm_nm=2 * band.half_width_nm)
-        dst.update_tags(block=block.id, acquired=started.isoformat(), drone_id=drone_id,
-                        sensor="DJI P4 Multispectral (simulated)", units="reflectance 0..1")
+        dst.update_tags(AGRI_SOURCE=SOURCE, block=block.id, acquired=started.isoformat(),
+                        drone_id=drone_id, sensor="DJI P4 Multispectral (simulated)",
+                        units="reflectance 0..1")
         for row in range(0, height, STRIP_ROWS):
-            window = Window(0, row, width, min(STRIP_ROWS, height - row))
+            rows = min(STRIP_ROWS, height - row)
             win_transform = Affine(gsd_m, 0.0, transform.c, 0.0, -gsd_m, transform.f - row * gsd_m)
-            labels = rasterize(shapes, out_shape=(window.height, width),
-                               transform=win_transform, fill=0, dtype="uint16")
-            cols = np.arange(width)
-            rows = np.arange(window.height)
-            xs = np.broadcast_to(win_transform.c + (cols + 0.5) * gsd_m, labels.shape)
-            ys = np.broadcast_to((win_transform.f - (rows + 0.5) * gsd_m)[:, None],
-                                 labels.shape)
-            dst.write(_render(labels, xs, ys, scenes=scenes, day=day, rng=rng), window=window)
+            ground = render(blocks=[block], scenes=scenes, day=day, transform=win_transform,
+                            width=width, height=rows, rng=rng, footprint=footprint,
+                            supersample=SUPERSAMPLE)
+            xs = np.broadcast_to(win_transform.c + (np.arange(width) + 0.5) * gsd_m,
+                                 (rows, width))
+            ys = np.broadcast_to((win_transform.f - (np.arange(rows) + 0.5) * gsd_m)[:, None],
+                                 (rows, width))
+            image = camera.observe(ground, xs, ys, rng)
+            image[np.isnan(ground)] = NODATA
+            dst.write(image.astype(np.float32), window=Window(0, row, width, rows))
     return {
         "kind": "survey", "drone_id": drone_id, "block": block.id,
         "fields": [s.field.id for s in scenes], "gsd_m": gsd_m, "image": path.name,

@@ -41,14 +41,20 @@ def block_scenes() -> tuple[list[Field], list[drones.FieldScene], dict[str, pd.S
     return block, scenes, levels
 
 
-def _fly(tmp_path: Path, block_scenes, day: date, gsd_m: float = GSD_M) -> tuple[Path, dict]:
+def _fly(tmp_path: Path, block_scenes, day: date, gsd_m: float = GSD_M, seed: int = 0,
+         ) -> tuple[Path, dict]:
     block, scenes, levels = block_scenes
     scenes = [drones.FieldScene(s.field, s.growth, float(levels[s.field.id][pd.Timestamp(day)]))
               for s in scenes]
-    path = tmp_path / f"{day}_{block[0].block.id}.tif"
+    path = tmp_path / f"{day}_{block[0].block.id}_{gsd_m}_{seed}.tif"
     record = drones.survey_flight(block=block[0].block, scenes=scenes, day=day, path=path,
-                                  rng=np.random.default_rng(0), gsd_m=gsd_m)
+                                  rng=np.random.default_rng(seed), gsd_m=gsd_m)
     return path, record
+
+
+def _inside(ds, polygons, buffer_m: float = 0.0) -> np.ndarray:
+    return ~geometry_mask([p.buffer(buffer_m) for p in polygons], out_shape=ds.shape,
+                          transform=ds.transform)
 
 
 def _ndvi(data: np.ndarray) -> np.ndarray:
@@ -65,6 +71,8 @@ def test_survey_geotiff_is_georeferenced_reflectance(tmp_path: Path, block_scene
         assert ds.dtypes == ("float32",) * 5
         assert ds.res == (GSD_M, GSD_M)
         assert ds.nodata == drones.NODATA
+        assert ds.tags()["AGRI_SOURCE"] == "drone-p4m"
+        assert ds.profile["tiled"] and ds.profile["compress"] == "deflate"
         assert [float(ds.tags(i)["centre_nm"]) for i in range(1, 6)] == [450, 560, 650, 730, 840]
         left, bottom, right, top = block[0].block.outline.bounds
         assert ds.bounds.left <= left and ds.bounds.right >= right
@@ -146,3 +154,73 @@ def test_small_season_on_disk(tmp_path: Path, caplog: pytest.LogCaptureFixture) 
     assert any("crop and water, round" in m and ": 0 headings moved" in m
                for m in caplog.messages)
     assert any("surveys:" in m for m in caplog.messages)
+
+
+def test_august_ndvi_spread_is_a_cameras(tmp_path: Path, block_scenes) -> None:
+    """The spread of NDVI over a block's paddies in August: edges, gaps between hills,
+    panicles, N patches and noise (a noise-free, edge-free canopy spans about 0.02)."""
+    block = block_scenes[0]
+    path, _ = _fly(tmp_path, block_scenes, date(YEAR, 8, 10), gsd_m=0.25)
+    with rasterio.open(path) as ds:
+        ndvi = _ndvi(ds.read())[_inside(ds, [f.polygon for f in block])]
+    p10, p50, p90 = np.percentile(ndvi, [10, 50, 90])
+    print(f"\nAugust survey NDVI over {len(block)} paddies at 0.25 m: 10th {p10:.3f}, "
+          f"median {p50:.3f}, 90th {p90:.3f}")
+    assert p90 - p10 >= 0.08
+    assert 0.7 <= p50 <= 0.9
+
+
+def test_young_crop_shows_the_water_between_hills(tmp_path: Path, block_scenes) -> None:
+    block, scenes, levels = block_scenes
+    planted = max(f.transplanted_on for f in block)
+    day = planted + timedelta(days=7)
+    flooded = [f for f in block if levels[f.id][pd.Timestamp(day)] > 0.01]
+    assert flooded
+    path, _ = _fly(tmp_path, block_scenes, day, gsd_m=0.15)
+    with rasterio.open(path) as ds:
+        data = ds.read()
+        inside = _inside(ds, [f.polygon for f in flooded], -1.0)
+    ndvi = _ndvi(data)[inside]
+    water = ndvi < 0.0
+    assert 0.2 <= water.mean() <= 0.95  # open water between the young plants ...
+    assert (ndvi > 0.5).mean() >= 0.02  # ... and the plants themselves
+    assert np.median(data[4][inside][water]) < 0.06  # water is dark in the NIR
+
+
+def test_levee_pixels_mix_paddy_and_grass(tmp_path: Path, block_scenes) -> None:
+    block = block_scenes[0]
+    path, _ = _fly(tmp_path, block_scenes, date(YEAR, 7, 15), gsd_m=1.0)
+    with rasterio.open(path) as ds:
+        ndvi = _ndvi(ds.read())
+        core = _inside(ds, [f.polygon for f in block], -3.0)
+        edge = _inside(ds, [f.polygon for f in block], 0.5) & ~_inside(
+            ds, [f.polygon for f in block], -0.5)
+    # Pixels across the paddy edge mix the crop, the unplanted strip and the levee.
+    assert np.median(ndvi[edge]) < np.median(ndvi[core]) - 0.02
+
+
+def test_each_flight_has_its_own_calibration_error(tmp_path: Path, block_scenes) -> None:
+    block = block_scenes[0]
+    means = []
+    for seed in (1, 2, 3):
+        path, _ = _fly(tmp_path, block_scenes, date(YEAR, 7, 15), gsd_m=1.0, seed=seed)
+        with rasterio.open(path) as ds:
+            data = ds.read()
+            inside = _inside(ds, [f.polygon for f in block], -3.0)
+        means.append([float(data[b][inside].mean()) for b in range(5)])
+    means = np.array(means)
+    spread = means.std(axis=0) / means.mean(axis=0)
+    assert (spread > 0.005).all() and (spread < 0.15).all()  # a few per cent per band
+    ratio = means[:, 4] / means[:, 1]  # and not the same factor in every band
+    assert ratio.std() / ratio.mean() > 0.003
+
+
+def test_noise_averages_out_in_coarser_mosaics(tmp_path: Path, block_scenes) -> None:
+    field = block_scenes[0][0]
+    sds = {}
+    for gsd in (0.25, 2.0):
+        path, _ = _fly(tmp_path, block_scenes, date(YEAR, 8, 1), gsd_m=gsd)
+        with rasterio.open(path) as ds:
+            nir = ds.read(5)[_inside(ds, [field.polygon], -2.0)]
+        sds[gsd] = float(nir.std())
+    assert sds[2.0] < 0.6 * sds[0.25]
