@@ -147,10 +147,11 @@ def ponded_water_tmean(conn: psycopg.Connection, device_id: str, *, start: date,
 
 def water_levels(conn: psycopg.Connection, device_id: str, *, start: datetime,
                  end: datetime) -> pd.Series:
-    """Raw water level readings (m) by measurement time."""
+    """Water level readings (m) by measurement time, without those quality control
+    flagged (``readings_usable``)."""
     rows = conn.execute(
-        "SELECT measured_at, value FROM readings WHERE device_id = %s AND metric = "
-        "'water_level' AND measured_at >= %s AND measured_at < %s ORDER BY measured_at",
+        "SELECT time, value FROM readings_usable WHERE device_id = %s AND metric = "
+        "'water_level' AND time >= %s AND time < %s ORDER BY time",
         (device_id, start, end)).fetchall()
     index = pd.DatetimeIndex([r[0] for r in rows])
     if len(index):
