@@ -97,6 +97,7 @@ STUCK_MIN_READINGS_BY_METRIC: Mapping[str, int] = MappingProxyType({
     "sunshine_duration": 4,  # ... hourly seconds of sunshine: 4 equal hours are enough
 })
 STUCK_EQUAL = 1e-9  # values closer than this are the same value
+STUCK_MAX_GAP_S = 3 * 3600  # readings further apart do not continue a run
 NOT_STUCK_CHECKED = frozenset({"battery"})  # charge falls ~0.1 %/day: flat for hours
 # Flat runs that are ordinary: no rain (or a steady drizzle through a tipping bucket),
 # calm, a dark or overcast sky, dry or wet leaves all interval, saturated air. Such a
@@ -107,6 +108,7 @@ FLAT_VALUES: Mapping[str, tuple[float, ...]] = MappingProxyType({
     "solar_radiation": (0.0,), "sunshine_duration": (0.0, 3600.0), "leaf_wetness": (0.0, 1.0),
     "wind_speed": (0.0,)})
 FLAT_AT_LEAST: Mapping[str, float] = MappingProxyType({"rel_humidity": 99.5})
+FLAT_AT_MOST: Mapping[str, float] = MappingProxyType({"sunshine_duration": 60.0})  # overcast
 # A dry paddy's level sits at the sensor's floor and saturated soil at its ceiling:
 # flat at the device's own lowest (highest) value of the window, within this much.
 FLAT_AT_FLOOR: Mapping[str, float] = MappingProxyType({"water_level": 0.01})
@@ -118,6 +120,9 @@ PEER_TOLERANCE: Mapping[str, float] = MappingProxyType({
     "precipitation": 0.1, "solar_radiation": 50.0, "sunshine_duration": 900.0,
     "leaf_wetness": 0.5, "wind_speed": 1.0, "rel_humidity": 5.0})
 STUCK_PEER_SHARE = 0.3
+# ... and a run of any value is not stuck when the peers' median stayed within the
+# tolerance of it in this share of its hours (the whole block had that weather).
+STUCK_PEER_AGREE_SHARE = 0.9
 STUCK_PEER_MIN_HOURS = 2
 # The sun decides alone: no radiation with the sun 15 degrees up is impossible (diffuse
 # light under thick cloud is tens of W/m2); a full hour of sunshine with the sun below
@@ -282,22 +287,29 @@ def spike_flags(series: pd.Series, mask: np.ndarray, *, metric: str) -> list[Fla
             for t, v in zip(series.index[mask], series.to_numpy()[mask], strict=True)]
 
 
+SUN_METRICS = frozenset({"solar_radiation", "sunshine_duration"})
+
+
+def _sin_sun(times: pd.DatetimeIndex, *, latitude_deg: float, longitude_deg: float,
+             hours_before: float = 0.0) -> np.ndarray:
+    """Sine of the sun's elevation at ``times`` (less ``hours_before``)."""
+    local = times.tz_convert(TZ)
+    hours = (local.hour + local.minute / 60.0).to_numpy() - hours_before
+    return solar.sin_elevation(latitude_deg=latitude_deg, longitude_deg=longitude_deg,
+                               standard_meridian_deg=STANDARD_MERIDIAN_DEG,
+                               day_of_year=local.day_of_year.to_numpy(), hour=hours % 24.0)
+
+
 def _sun_contradicts(metric: str, value: float, times: pd.DatetimeIndex, *,
                      latitude_deg: float, longitude_deg: float) -> bool:
-    if metric not in ("solar_radiation", "sunshine_duration"):
+    if metric not in SUN_METRICS:
         return False
-    local = times.tz_convert(TZ)
-    hours = local.hour + local.minute / 60.0
-    sin_h = solar.sin_elevation(latitude_deg=latitude_deg, longitude_deg=longitude_deg,
-                                standard_meridian_deg=STANDARD_MERIDIAN_DEG,
-                                day_of_year=local.day_of_year.to_numpy(), hour=hours.to_numpy())
+    site = {"latitude_deg": latitude_deg, "longitude_deg": longitude_deg}
+    sin_h = _sin_sun(times, **site)
     if metric == "solar_radiation":
         return value == 0.0 and bool((sin_h > SUN_UP_SIN).any())
     # an hour's sunshine, stamped at the hour's end: the sun was down the whole hour
-    before = solar.sin_elevation(latitude_deg=latitude_deg, longitude_deg=longitude_deg,
-                                 standard_meridian_deg=STANDARD_MERIDIAN_DEG,
-                                 day_of_year=local.day_of_year.to_numpy(),
-                                 hour=(hours - 1.0).to_numpy() % 24.0)
+    before = _sin_sun(times, hours_before=1.0, **site)
     return value > 0.0 and bool(((sin_h < 0) & (before < 0)).any())
 
 
@@ -308,6 +320,8 @@ def _ordinarily_flat(metric: str, value: float, series: pd.Series,
     if any(abs(value - x) <= STUCK_EQUAL for x in FLAT_VALUES.get(metric, ())):
         return True
     if metric in FLAT_AT_LEAST and value >= FLAT_AT_LEAST[metric]:
+        return True
+    if metric in FLAT_AT_MOST and value <= FLAT_AT_MOST[metric]:
         return True
     seen = series.to_numpy(dtype=float)
     if history is not None and len(history):
@@ -320,19 +334,32 @@ def _ordinarily_flat(metric: str, value: float, series: pd.Series,
     return False
 
 
-def _peers_disagree(metric: str, value: float, times: pd.DatetimeIndex,
-                    reference: pd.Series | None) -> bool:
+def _peer_offsets(metric: str, value: float, times: pd.DatetimeIndex,
+                  reference: pd.Series | None, **site: float) -> pd.Series | None:
+    """By hour wholly inside the run (at its ends the value may have changed within the
+    hour; for the sun's metrics, only hours with the sun up), whether the peers'
+    median is further than the tolerance from ``value``."""
     tolerance = PEER_TOLERANCE.get(metric)
     if reference is None or tolerance is None or reference.empty:
-        return False
-    # hours wholly inside the run: at its ends the value may have changed in the hour
+        return None
     hours = pd.date_range(times[0].ceil("h"), times[-1].floor("h"), freq="h",
                           inclusive="left")
+    if metric in SUN_METRICS and len(hours):
+        hours = hours[_sin_sun(hours + pd.Timedelta(minutes=30), **site) > 0]
     ref = reference.reindex(hours).dropna()
     if len(ref) < STUCK_PEER_MIN_HOURS:
-        return False
-    off = (ref - value).abs() > tolerance
-    return int(off.sum()) >= STUCK_PEER_MIN_HOURS and float(off.mean()) >= STUCK_PEER_SHARE
+        return None
+    return (ref - value).abs() > tolerance
+
+
+def _peers_disagree(off: pd.Series | None) -> bool:
+    return off is not None and int(off.sum()) >= STUCK_PEER_MIN_HOURS and float(
+        off.mean()) >= STUCK_PEER_SHARE
+
+
+def _peers_agree(off: pd.Series | None) -> bool:
+    """The peers kept the value too: what the sensor saw was the weather."""
+    return off is not None and float(off.mean()) <= 1.0 - STUCK_PEER_AGREE_SHARE
 
 
 def stuck_flags(series: pd.Series, *, metric: str, reference: pd.Series | None = None,
@@ -340,26 +367,33 @@ def stuck_flags(series: pd.Series, *, metric: str, reference: pd.Series | None =
                 longitude_deg: float = SITE_LONGITUDE_DEG) -> list[Flag]:
     """Runs of one value over at least ``STUCK_MIN_S`` and enough readings, unless such a
     run is ordinary for the metric (see ``FLAT_*``) and neither the peers' hourly
-    ``reference`` nor the sun says otherwise. ``series`` holds finite values only;
-    ``history`` (the device's hourly means over a longer past) shows where its floor
-    and ceiling are."""
+    ``reference`` nor the sun says otherwise, or the peers kept the value too.
+    ``series`` holds finite values only; ``history`` (the device's hourly means over a
+    longer past) shows where its floor and ceiling are."""
     if metric in NOT_STUCK_CHECKED or len(series) < 2:
         return []
     v = series.to_numpy(dtype=float)
     t = series.index
     need = STUCK_MIN_READINGS_BY_METRIC.get(metric, STUCK_MIN_READINGS)
     out = []
-    for i, j in _runs(np.abs(np.diff(v)) <= STUCK_EQUAL):
+    # a run does not bridge a stretch without readings: no one saw what the value did
+    apart = np.diff(t.as_unit("ns").asi8) / 1e9
+    same = (np.abs(np.diff(v)) <= STUCK_EQUAL) & (apart <= STUCK_MAX_GAP_S)
+    for i, j in _runs(same):
         last = j + 1  # the diff's run i..j covers readings i..j+1
         if last - i + 1 < need or (t[last] - t[i]).total_seconds() < STUCK_MIN_S:
             continue
         value, times = float(v[i]), t[i:last + 1]
+        off = _peer_offsets(metric, value, times, reference, latitude_deg=latitude_deg,
+                            longitude_deg=longitude_deg)
         if _sun_contradicts(metric, value, times, latitude_deg=latitude_deg,
                             longitude_deg=longitude_deg):
             why = "sun"
+        elif _peers_agree(off):
+            continue
         elif not _ordinarily_flat(metric, value, series, history):
             why = "flat"
-        elif _peers_disagree(metric, value, times, reference):
+        elif _peers_disagree(off):
             why = "peers"
         else:
             continue

@@ -122,6 +122,15 @@ def test_stuck_water_temperature_is_flagged_over_its_run(rng):
     assert flags[0].detail == {"value": 24.31, "why": "flat"}
 
 
+def test_a_run_does_not_bridge_a_stretch_without_readings():
+    evening, morning = series(np.zeros(3), interval_s=3600), series(
+        np.zeros(3), interval_s=3600, start=T0 + 30 * HOUR)
+    s = pd.concat([evening, morning])  # zero either side of 27 hours with nothing
+    assert q.stuck_flags(s, metric="water_temp") == []
+    long = pd.concat([series(np.full(30, 5.0)), series(np.full(30, 5.0), start=T0 + 10 * HOUR)])
+    assert [f.readings for f in q.stuck_flags(long, metric="water_temp")] == [30, 30]
+
+
 def test_short_flat_runs_and_noisy_series_are_not_stuck(rng):
     s = water_temp(rng, days=10)
     s.iloc[50:62] = 21.5  # 2 hours: shorter than STUCK_MIN_S
@@ -176,6 +185,26 @@ def test_sunshine_through_the_night_is_stuck_full_sun_by_day_is_not():
     night.iloc[16:30] = 3600.0  # full sunshine from 16:00 to 06:00
     flags = q.stuck_flags(night, metric="sunshine_duration")
     assert len(flags) == 1 and flags[0].detail["why"] == "sun"
+
+
+def test_a_flat_run_the_peers_share_is_the_weather_not_a_fault():
+    s = series(np.r_[np.linspace(70, 84, 30), np.full(40, 85.0), np.linspace(84, 70, 30)])
+    assert len(q.stuck_flags(s, metric="rel_humidity")) == 1  # alone: stuck
+    peers = pd.Series(85.0, index=pd.date_range(T0, periods=24, freq="h"))
+    assert q.stuck_flags(s, metric="rel_humidity", reference=peers) == []
+    overcast = series(np.r_[np.full(5, 2.0), [900.0, 1800.0]], interval_s=3600,
+                      start=T0 + 9 * HOUR)  # two seconds of sun an hour, all morning
+    assert q.stuck_flags(overcast, metric="sunshine_duration") == []
+
+
+def test_no_sunshine_while_the_peers_had_sun_is_stuck_the_night_does_not_dilute_it():
+    day = np.r_[np.zeros(6), np.full(7, 300.0), np.full(5, 1200.0), np.zeros(6)]
+    peers = pd.Series(np.tile(day, 2), index=pd.date_range(T0, periods=48, freq="h"))
+    # sunny 5 of the 45 hours inside the run twice: a fifth of all, a third of those with sun
+    s = series(np.r_[np.zeros(46), [1500.0]], interval_s=3600, start=T0 + HOUR)
+    flags = q.stuck_flags(s, metric="sunshine_duration", reference=peers)
+    assert len(flags) == 1 and flags[0].detail == {"value": 0.0, "why": "peers"}
+    assert q.stuck_flags(s, metric="sunshine_duration") == []  # alone: an overcast spell
 
 
 @pytest.mark.parametrize(("metric", "value"), [("rel_humidity", 100.0), ("wind_speed", 0.0),

@@ -51,6 +51,8 @@ GRANT SELECT ON observations, cultivar_calibrations, field_stages, field_harvest
     field_index_stats, protein_models, field_protein, field_maturity, nitrogen_advice,
     advisories, analytics_runs TO agri_api;
 
--- Sensor quality (analytics/quality_store.py): written by the analytics, which
--- run as the migration owner; the API reads flags, scores and clean readings.
-GRANT SELECT ON reading_flags, device_quality, readings_usable TO agri_api;
+-- Sensor quality (analytics/quality_store.py): the analytics write the flags
+-- and scores (a run replaces its window's flags) and read clean readings; the
+-- API reads all three.
+GRANT SELECT, INSERT, UPDATE, DELETE ON reading_flags, device_quality TO agri_analytics;
+GRANT SELECT ON reading_flags, device_quality, readings_usable TO agri_analytics, agri_api;
