@@ -23,7 +23,8 @@ with weights ``c`` = covered fraction:
   (Hyndman-Fan type 7) quantile. exactextract first merges equal values into
   one element (n then counts distinct values), so the two agree when no two
   pixels share a value and otherwise differ by a small fraction of the gap
-  between neighbouring values (float32 indices of real images: about 1e-7).
+  between neighbouring values (float32 indices over 30 m x 100 m paddies at
+  14 cm, about 180,000 pixels each: at most 1.3e-6).
   Computed without sorting every pixel: a histogram of the values locates
   the few bins where the cumulative weight reaches q, and only those are
   sorted (:func:`weighted_quantiles` is the plain sorted version; both give
@@ -332,9 +333,11 @@ def _strips(fields: list[_Field], image: Image, itemsize: int, nbands: int
 def _read_strip(ds, image: Image, start: int, stop: int, fields: list[_Field]
                 ) -> list[tuple[int, np.ndarray, np.ndarray]]:
     out = []
-    for c0, c1 in _column_runs(fields, max(image.block_shape[1], 1)):
-        data, valid = read_window(ds, image, Window(c0, start, c1 - c0, stop - start))
-        out.append((c0, data, valid))
+    # In the reading thread too: rasterio's Env is thread-local outside the main thread.
+    with rasterio.Env(**GDAL_ENV):
+        for c0, c1 in _column_runs(fields, max(image.block_shape[1], 1)):
+            data, valid = read_window(ds, image, Window(c0, start, c1 - c0, stop - start))
+            out.append((c0, data, valid))
     return out
 
 
