@@ -256,9 +256,7 @@ def open_image(path: str | Path, *, source: str | None = None) -> Image:
         band_index = _band_index(ds, band_map, path)
         for band, i in band_index.items():
             dtype = ds.dtypes[i - 1]
-            allowed = ("uint8",) + band_map.dtypes if band == band_map.mask_band else \
-                band_map.dtypes
-            if dtype not in allowed:
+            if dtype not in band_map.dtypes:
                 raise ImageryError(
                     f"{path.name}: band {i} ({band}) is {dtype}; {band_map.source} images store "
                     f"{' or '.join(band_map.dtypes)} (is the source right?)")
@@ -279,7 +277,11 @@ def read_window(ds, image: Image, window: Window) -> tuple[np.ndarray, np.ndarra
     """
     bm = image.band_map
     indexes = [image.band_index[b] for b in bm.bands]
-    stored = ds.read(indexes, window=window)
+    if bm.mask_band:  # one read (a GeoTIFF's bands share one data type): blocks decoded once
+        stored = ds.read(indexes + [image.band_index[bm.mask_band]], window=window)
+        stored, classes = stored[:-1], stored[-1]
+    else:
+        stored, classes = ds.read(indexes, window=window), None
     valid = np.ones(stored.shape[1:], dtype=bool)
     for value in {bm.nodata, image.nodata} - {None}:
         if not math.isnan(value) and _representable(value, stored.dtype):
@@ -293,8 +295,7 @@ def read_window(ds, image: Image, window: Window) -> tuple[np.ndarray, np.ndarra
         reflectance += np.float32(image.offset)
     if bm.scale != 1.0:
         reflectance *= np.float32(bm.scale)
-    if bm.mask_band:
-        classes = ds.read(image.band_index[bm.mask_band], window=window)
+    if classes is not None:
         valid &= ~np.isin(classes, list(bm.invalid_classes))
     return reflectance, valid
 

@@ -192,9 +192,11 @@ def test_unknown_or_missing_source(tmp_path: Path) -> None:
         open_image(_drone(tmp_path, "untagged.tif", tags={}))
 
 
-def test_no_crs(tmp_path: Path) -> None:
-    with pytest.raises(ImageryError, match="no CRS"):
+def test_no_crs_or_no_geotransform(tmp_path: Path) -> None:
+    with pytest.raises(ImageryError, match="no CRS; georeference the image .*EPSG:6678"):
         open_image(_drone(tmp_path, crs=None))
+    with pytest.raises(ImageryError, match="no geotransform"):
+        open_image(_drone(tmp_path, "identity.tif", transform=Affine.identity()))
 
 
 def test_wrong_data_type_for_the_source(tmp_path: Path) -> None:
