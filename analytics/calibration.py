@@ -1,8 +1,9 @@
 """Refit a cultivar's development speed from the heading dates officers
 recorded in earlier seasons.
 
-G (the days of fastest vegetative development) is refitted with
-:func:`agri.analytics.phenology.fit_g`; the other parameters stay the
+G (the days of fastest vegetative development) and Th (the temperature of
+half the maximum rate) are refitted with
+:func:`agri.analytics.phenology.fit_cultivar`; the other parameters stay the
 published ones (analytics/agronomy.py section 1). Each record is replayed with
 the daily mean air temperature of the field's nearest station that year (and
 the field's ponded water temperature before panicle initiation, as the
@@ -34,6 +35,7 @@ class Calibration:
     cultivar: str
     for_year: int
     g: float
+    th: float
     observations: int
     rmse_days: float
     seasons: tuple[int, ...]
@@ -98,8 +100,7 @@ def calibrate(conn: psycopg.Connection, cultivar_id: str, for_year: int) -> Cali
         return None
     records = _records(conn, cultivar_id, for_year)
     obs = [o for _, o in found]
-    g = ph.fit_g(obs, cultivar=base)
-    fitted = replace(base, g=g)
+    fitted = ph.fit_cultivar(obs, cultivar=base)
     errors = []
     for o in obs:
         result = ph.simulate_phenology(cultivar=fitted, transplanted_on=o.transplanted_on,
@@ -110,15 +111,17 @@ def calibrate(conn: psycopg.Connection, cultivar_id: str, for_year: int) -> Cali
     rmse = math.sqrt(sum(e * e for e in errors) / len(errors))
     seasons = tuple(sorted({y for y, _ in found}))
     conn.execute(
-        "INSERT INTO cultivar_calibrations (cultivar, for_year, g, observations, records, "
-        "rmse_days, seasons) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (cultivar, "
-        "for_year) DO UPDATE SET g = EXCLUDED.g, observations = EXCLUDED.observations, "
+        "INSERT INTO cultivar_calibrations (cultivar, for_year, g, th, observations, records, "
+        "rmse_days, seasons) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (cultivar, "
+        "for_year) DO UPDATE SET g = EXCLUDED.g, th = EXCLUDED.th, "
+        "observations = EXCLUDED.observations, "
         "records = EXCLUDED.records, rmse_days = EXCLUDED.rmse_days, "
         "seasons = EXCLUDED.seasons, computed_at = now()",
-        (cultivar_id, for_year, g, len(obs), records, rmse, list(seasons)))
-    logger.info("calibrated %s for %d: G %.2f days from %d heading records of %s "
-                "(RMSE %.1f days)", cultivar_id, for_year, g, len(obs), seasons, rmse)
-    return Calibration(cultivar_id, for_year, g, len(obs), rmse, seasons)
+        (cultivar_id, for_year, fitted.g, fitted.th, len(obs), records, rmse, list(seasons)))
+    logger.info("calibrated %s for %d: G %.2f days, Th %.2f C from %d heading records of %s "
+                "(RMSE %.1f days)", cultivar_id, for_year, fitted.g, fitted.th, len(obs),
+                seasons, rmse)
+    return Calibration(cultivar_id, for_year, fitted.g, fitted.th, len(obs), rmse, seasons)
 
 
 def _records(conn: psycopg.Connection, cultivar_id: str, for_year: int) -> int:
@@ -136,11 +139,11 @@ def cultivar_for(conn: psycopg.Connection, cultivar_id: str, year: int
     if base is None:
         return None, False
     stored = conn.execute(
-        "SELECT g, records FROM cultivar_calibrations WHERE cultivar = %s AND for_year = %s",
-        (cultivar_id, year)).fetchone()
-    if stored is not None and stored[1] == _records(conn, cultivar_id, year):
-        return replace(base, g=stored[0]), True
+        "SELECT g, th, records FROM cultivar_calibrations WHERE cultivar = %s AND "
+        "for_year = %s", (cultivar_id, year)).fetchone()
+    if stored is not None and stored[2] == _records(conn, cultivar_id, year):
+        return replace(base, g=stored[0], th=stored[1]), True
     fitted = calibrate(conn, cultivar_id, year)
     if fitted is None:
         return base, False
-    return replace(base, g=fitted.g), True
+    return replace(base, g=fitted.g, th=fitted.th), True

@@ -202,6 +202,59 @@ def _with_g(cultivar: ag.CultivarParams, g: float) -> ag.CultivarParams:
     return replace(cultivar, g=g)
 
 
+CALIBRATED_PARAMS = ("g", "th")  # refitted from recorded heading dates; the rest stay published
+FIT_TOLERANCE = 1e-2  # of the parameters (days, Cel) and of the loss (days squared)
+FIT_MAX_ITERATIONS = 300
+
+
+def heading_loss(observations: Sequence[HeadingObservation], cultivar: ag.CultivarParams
+                 ) -> float:
+    """Sum of squared heading errors (days) of ``cultivar`` over ``observations``; an
+    observed heading day counts as the middle of that day."""
+    total = 0.0
+    for obs in observations:
+        result = simulate_phenology(cultivar=cultivar, transplanted_on=obs.transplanted_on,
+                                    tmean=obs.tmean, latitude_deg=obs.latitude_deg,
+                                    water_tmean=obs.water_tmean)
+        observed = (obs.heading_on - obs.transplanted_on).days + 0.5
+        predicted = (result.heading_day if result.heading_day is not None
+                     else len(result.dvi) + _NOT_REACHED_PENALTY_DAYS)
+        total += (predicted - observed) ** 2
+    return total
+
+
+def fit_cultivar(observations: Sequence[HeadingObservation], *, cultivar: ag.CultivarParams,
+                 params: Sequence[str] = CALIBRATED_PARAMS) -> ag.CultivarParams:
+    """``cultivar`` with ``params`` refitted to minimise the squared heading error.
+
+    G alone (:func:`fit_g`) moves every season by the same days; refitting Th as
+    well lets the temperature response follow the recorded seasons, which matters
+    when their summers differ. Nelder-Mead from G fitted alone and the published
+    Th; G is kept within G_SEARCH_BOUNDS.
+    """
+    from scipy.optimize import minimize
+
+    if not observations:
+        raise PhenologyError("pass at least one heading observation")
+    start = _with_g(cultivar, fit_g(observations, cultivar=cultivar))
+    names = tuple(params)
+    if names == ("g",):
+        return start
+
+    def loss(x: np.ndarray) -> float:
+        values = dict(zip(names, (float(v) for v in x), strict=True))
+        if not G_SEARCH_BOUNDS[0] <= values.get("g", start.g) <= G_SEARCH_BOUNDS[1]:
+            return math.inf
+        return heading_loss(observations, replace(start, **values))
+
+    found = minimize(loss, [getattr(start, n) for n in names], method="Nelder-Mead",
+                     options={"xatol": FIT_TOLERANCE, "fatol": FIT_TOLERANCE,
+                              "maxiter": FIT_MAX_ITERATIONS})
+    best = replace(start, **dict(zip(names, (float(v) for v in found.x), strict=True)))
+    return best if heading_loss(observations, best) <= heading_loss(observations, start) \
+        else start
+
+
 def normal_year_tmean(year: int, monthly_c: Sequence[float] = ag.HIROSAKI_NORMAL_MONTHLY_TMEAN_C
                       ) -> pd.Series:
     """Daily mean temperature (Cel) of a climatological year: the 12 monthly means

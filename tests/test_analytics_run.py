@@ -188,3 +188,34 @@ def test_as_of_before_transplanting_estimates_nothing(platform, season):
         summary = runner.run(conn, as_of=date(YEAR, 5, 1), field_ids=[f.id for f in s.fields])
     assert summary.fields == 0 and summary.estimated == 0
     assert summary.as_of + timedelta(days=1) == date(YEAR, 5, 2)
+
+
+def test_earlier_seasons_of_the_same_paddies_calibrate_the_cultivars(platform, season):
+    s, _, _ = season
+    settings = Settings(home=platform.home, database_url=platform.db_url,
+                        mqtt_url=platform.admin_url(), max_age_days=10_000.0)
+    records = 0
+    for year in (YEAR - 2, YEAR - 1):
+        out = platform.home / f"calibration-{year}"
+        earlier = simulate_season(fields=FIELDS, seed=SEED, year=year, out=out, surveys=False,
+                                  scenes=False)
+        assert [f.id for f in earlier.fields] == [f.id for f in s.fields]  # same paddies
+        run_backfill(settings, Fleet(earlier, seed=SEED, rates=FaultRates.none(), prefix="tan"),
+                     first=date(year, 5, 10), last=date(year, 8, 31))
+        result = platform.cli("observations", "import", str(out / "observations.csv"), "--json")
+        records += json.loads(result.stdout)["added"]
+    ids = [f.id for f in s.fields]
+    seasons = platform.sql("SELECT count(DISTINCT year) FROM field_seasons "
+                           "WHERE field_id = ANY(%s)", (ids,))
+    assert seasons == [(3,)] and records >= len(ids)
+    with psycopg.connect(platform.db_url) as conn:
+        summary = runner.run(conn, as_of=AS_OF, field_ids=ids)
+    fitted = platform.sql("SELECT cultivar, seasons, observations FROM cultivar_calibrations "
+                          "WHERE for_year = %s", (YEAR,))
+    assert fitted and all(seasons_ == [YEAR - 2, YEAR - 1] for _, seasons_, _ in fitted), fitted
+    calibrated = {c for c, _, _ in fitted}
+    assert set(summary.calibrated) == calibrated
+    flags = platform.sql("SELECT s.cultivar, f.calibrated FROM field_stages f JOIN "
+                         "field_seasons s ON s.field_id = f.field_id AND s.year = f.year "
+                         "WHERE f.computed_for = %s AND f.field_id = ANY(%s)", (AS_OF, ids))
+    assert flags and all(flag == (cultivar in calibrated) for cultivar, flag in flags)

@@ -29,12 +29,13 @@ CREATE TABLE observations (
 );
 CREATE INDEX observations_season ON observations (year, kind);
 
--- A cultivar's development parameters refitted on heading dates recorded in
--- the seasons before ``for_year``.
+-- A cultivar's development parameters (G and Th of the DVR model) refitted on
+-- heading dates recorded in the seasons before ``for_year``.
 CREATE TABLE cultivar_calibrations (
     cultivar      text NOT NULL,
     for_year      integer NOT NULL,
     g             double precision NOT NULL,
+    th            double precision NOT NULL,
     observations  integer NOT NULL,           -- records used (weather complete)
     records       integer NOT NULL,           -- records there were
     rmse_days     double precision NOT NULL,
