@@ -217,6 +217,10 @@ def cmd_fields_import(args, settings) -> int:
 
 
 def cmd_bench(args, settings) -> int:
+    if args.name == "zonal":
+        from agri.deploy import bench_zonal
+
+        return bench_zonal.run(args)
     from agri.deploy.bench_ingest import run_bench
 
     return run_bench(args, settings)
@@ -305,13 +309,25 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_fields_import)
 
     p = sub.add_parser("bench", help="benchmarks that print figures against a baseline")
-    p.add_argument("name", choices=["ingest"])
-    p.add_argument("--mode", choices=["single", "pack", "both"], default="both")
-    p.add_argument("--readings", type=int, default=600_000, help="readings per mode")
-    p.add_argument("--workers", type=int, default=2, help="ingest workers")
-    p.add_argument("--publishers", type=int, default=4,
+    bsub = p.add_subparsers(dest="name", required=True)
+    a = bsub.add_parser("ingest", help="ingest throughput and delay against a plain COPY")
+    a.add_argument("--mode", choices=["single", "pack", "both"], default="both")
+    a.add_argument("--readings", type=int, default=600_000, help="readings per mode")
+    a.add_argument("--workers", type=int, default=2, help="ingest workers")
+    a.add_argument("--publishers", type=int, default=4,
                    help="publishing devices (one connection each)")
-    p.set_defaults(func=cmd_bench)
+    a.set_defaults(func=cmd_bench)
+    a = bsub.add_parser("zonal", help="per-field index statistics against exactextract and "
+                        "rasterstats on the same image")
+    a.add_argument("--size", type=int, default=10_000,
+                   help="image width and height in pixels (default 10000)")
+    a.add_argument("--fields", type=int, default=500, help="paddies (default 500)")
+    a.add_argument("--seed", type=int, default=1, help="layout and image seed")
+    a.add_argument("--scene", choices=["drone", "s2", "both"], default="both",
+                   help="the drone image, the Sentinel-2-like scene, or both")
+    a.add_argument("--dir", help="keep the images here (reused when they match) instead of "
+                   "a temporary folder")
+    a.set_defaults(func=cmd_bench)
 
     from agri.analytics.cli import register as register_analytics
     from agri.simulator.cli import register

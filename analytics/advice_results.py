@@ -28,8 +28,10 @@ def water_and_advice(conn: psycopg.Connection, results: list[FieldResult],
     """Runner step: the water band and status, then the advice that uses them."""
     summary, statuses = water_results.store_for(conn, results, as_of)
     protein = _protein(conn, as_of.year)
+    issues = device_issues(conn, as_of)
     states = [state_of(r, nights.get(r.station_id), statuses.get(r.season.field_id), as_of,
-                       protein=protein) for r in results]
+                       protein=protein, issues=issues.get(r.season.field_id, ()))
+              for r in results]
     drafts = advice.advise(states)
     summary["advisories"] = store(conn, drafts, as_of=as_of)
     return summary
@@ -45,8 +47,27 @@ def _protein(conn: psycopg.Connection, year: int) -> dict[str, tuple[float, str]
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
+def device_issues(conn: psycopg.Connection, as_of: date
+                  ) -> dict[str, tuple[advice.DeviceIssue, ...]]:
+    """Field -> its devices that quality control scored as may be broken on ``as_of``."""
+    from agri.analytics import quality
+
+    rows = conn.execute(
+        "SELECT d.field_id, q.device_id, q.score, q.reasons FROM device_quality q JOIN devices "
+        "d ON d.id = q.device_id WHERE q.computed_for = %s AND q.score < %s AND d.field_id "
+        "IS NOT NULL ORDER BY q.device_id", (as_of, quality.USABLE_SCORE)).fetchall()
+    out: dict[str, list[advice.DeviceIssue]] = {}
+    for field_id, device_id, score, reasons in rows:
+        first = reasons[0] if reasons else {}
+        since = first.get("from")
+        out.setdefault(field_id, []).append(advice.DeviceIssue(
+            device_id, str(first.get("check", "quality")),
+            date.fromisoformat(since[:10]) if isinstance(since, str) else None, float(score)))
+    return {k: tuple(v) for k, v in out.items()}
+
+
 def state_of(r: FieldResult, nights: pd.DataFrame | None, water, as_of: date, *,
-             protein: dict) -> advice.FieldState:
+             protein: dict, issues: tuple = ()) -> advice.FieldState:
     e = r.estimate
     temps = e.tmean
     ahead = temps.loc[pd.Timestamp(as_of + timedelta(days=1)):
@@ -73,7 +94,7 @@ def state_of(r: FieldResult, nights: pd.DataFrame | None, water, as_of: date, *,
                                else (e.sensitive_until - as_of).days),
         post_heading_mean_c=e.post_heading_mean_c, heat_sterility_pct=e.heat_sterility_pct,
         blast_risk=blast_risk, blast_day=blast_day, water=water,
-        protein_pct=pct, protein_class=cls)
+        protein_pct=pct, protein_class=cls, device_issues=issues)
 
 
 def store(conn: psycopg.Connection, drafts: list[advice.Advisory], *, as_of: date) -> int:

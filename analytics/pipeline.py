@@ -13,6 +13,8 @@ from agri.analytics import runner
 
 logger = logging.getLogger(__name__)
 
+QUALITY_DAYS = 3  # days re-checked by each daily run (late readings still get checked)
+
 
 def process_pending_images(conn: psycopg.Connection) -> int:
     """Process images waiting since they were added; returns how many."""
@@ -25,11 +27,16 @@ def daily(conn: psycopg.Connection, *, as_of: date, field_ids: list[str] | None 
           heat_adjustment: bool = False, images: bool = False) -> dict:
     """Everything computed for ``as_of``; returns the run's summary."""
     processed = process_pending_images(conn) if images else 0
-    from agri.analytics import advice_results
+    from agri.analytics import advice_results, quality_store
 
+    # Sensor quality first: a device that may be broken is left out of the estimates.
+    checked = quality_store.run_quality(conn, as_of=as_of, days=QUALITY_DAYS)
+    ignore = set(checked.unusable)
     summary = runner.run(conn, as_of=as_of, field_ids=field_ids,
-                         heat_adjustment=heat_adjustment,
+                         heat_adjustment=heat_adjustment, ignore_devices=ignore,
                          hooks=(advice_results.water_and_advice,)).to_json()
+    summary["quality"] = {"devices": checked.devices, "flags": dict(checked.flags),
+                          "may_be_broken": sorted(ignore)[:20]}
     summary["images"] = processed
     # Lab results come in after the harvest: refit the protein map when they do.
     from agri.analytics import image_results

@@ -17,7 +17,7 @@ from agri.deploy import bench_zonal
 
 def test_small_bench_prints_its_figures_as_json(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "agri.deploy.bench_zonal", "--size", "600", "--fields", "16",
+        [sys.executable, "-m", "agri.cli", "bench", "zonal", "--size", "600", "--fields", "16",
          "--seed", "3", "--dir", str(tmp_path)],
         capture_output=True, text=True, timeout=300, check=True)
     lines = out.stdout.strip().splitlines()
@@ -47,7 +47,7 @@ def test_small_bench_prints_its_figures_as_json(tmp_path: Path) -> None:
     assert {imagery.SCL_CLOUD_HIGH, imagery.SCL_CLOUD_SHADOW} <= set(np.unique(scl).tolist())
     # A second run reuses the images it finds.
     again = subprocess.run(
-        [sys.executable, "-m", "agri.deploy.bench_zonal", "--size", "600", "--fields", "16",
+        [sys.executable, "-m", "agri.cli", "bench", "zonal", "--size", "600", "--fields", "16",
          "--seed", "3", "--dir", str(tmp_path), "--scene", "drone"],
         capture_output=True, text=True, timeout=300, check=True)
     assert "reusing" in again.stdout
