@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 
 from agri.settings import Settings
+from agri.simulator.observations import DEFAULT_LAB_SAMPLES
 from agri.simulator.weather import YearType
 
 DEFAULT_FIELDS = 12
@@ -28,8 +29,9 @@ publishing over MQTT as real devices would, sensors with realistic faults.
 modes:
   weather      daily weather of N years to a CSV file (no servers needed)
   season       one season's files: fields.geojson (for `agri fields import
-               --create-owners`), truth.csv, drone survey GeoTIFFs and flight
-               records (no servers needed)
+               --create-owners`), truth.csv, observations.csv (for `agri
+               observations import`), drone survey GeoTIFFs and flight records,
+               satellite scenes (no servers needed)
   live         real time: replay the season from a season date with readings
                stamped now; what `agri up --simulate` runs (no arguments needed)
   accelerated  a whole season (or a date range) through the broker in minutes,
@@ -39,7 +41,12 @@ modes:
                benchmarks
   load         N devices publishing as fast as asked, for capacity tests
 
-live, accelerated and backfill register the season's fields (creating their
+The same --fields and --seed give the same paddies, ids and owners in every
+mode and every --year (the cultivar, transplanting date and the rest of the
+farmers' management change from year to year), and the same truth in every
+mode. live, accelerated and backfill write fields.geojson, truth.csv and
+observations.csv (accelerated and backfill: the officers' records up to
+--end) to their season folder, and register the season's fields (creating their
 farmers), devices and drones first, and may be run again: nothing is
 registered twice and a reading or flight record already stored is stored
 once. Besides the readings they send the drones' spray and survey flight
@@ -54,6 +61,7 @@ examples:
   agri simulate season --fields 40 --seed 3 --out season/ --gsd 0.5
   agri simulate live --from-date 08-01
   AGRI_MAX_AGE_DAYS=400 agri simulate accelerated --fields 50 --start 07-01 --end 07-31
+  agri simulate backfill --fields 120 --seed 3 --end 07-15
   agri simulate load --devices 500 --rate 2000 --seconds 60
 """
 
@@ -76,14 +84,17 @@ def register(subparsers) -> None:
     a.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
     a.set_defaults(func=cmd_weather)
 
-    a = sub.add_parser("season", help="one season's files: fields, truth, drone GeoTIFFs",
+    a = sub.add_parser("season", help="one season's files: fields, truth, records, images",
                        description="Simulate a season and write fields.geojson, truth.csv "
-                       "(heading, maturity, protein per field) and flights/ (survey GeoTIFFs "
-                       "and flight records) under DIR.")
+                       "(heading, maturity, harvest opening, protein per field), "
+                       "observations.csv (officers' heading and lab protein records), "
+                       "flights/ (drone survey GeoTIFFs and flight records) and scenes/ "
+                       "(Sentinel-2 L2A-like and commercial 2 m satellite scenes) under DIR.")
     _season_args(a, out_required=True)
     a.add_argument("--gsd", type=float, default=None, metavar="M",
                    help="survey pixel size in metres (default 0.25; the camera's own: 0.05)")
-    a.add_argument("--no-surveys", action="store_true", help="skip the GeoTIFFs")
+    a.add_argument("--no-surveys", action="store_true", help="skip the drone GeoTIFFs")
+    a.add_argument("--no-scenes", action="store_true", help="skip the satellite scenes")
     a.set_defaults(func=cmd_season)
 
     a = sub.add_parser("live", help="real time, readings stamped now (agri up --simulate)",
@@ -157,6 +168,11 @@ def _season_args(p: argparse.ArgumentParser, *, out_required: bool = False) -> N
     p.add_argument("--year", type=int, default=None,
                    help="season year (default: the latest season already over)")
     _year_type(p, "cool, normal or hot summer (default: drawn)")
+    p.add_argument("--lab-samples", type=int, default=DEFAULT_LAB_SAMPLES, metavar="N",
+                   help="fields with a lab protein record in observations.csv, drawn at "
+                   f"random (default {DEFAULT_LAB_SAMPLES})")
+    p.add_argument("--heading-share", type=float, default=1.0, metavar="SHARE",
+                   help="share of the fields with a recorded heading date (default 1)")
     p.add_argument("--out", type=Path, required=out_required, metavar="DIR",
                    help="folder for the season's files" + (
                        "" if out_required else " (default AGRI_HOME/simulator/season-...)"))
@@ -214,14 +230,23 @@ def season_out(settings: Settings, *, year: int, seed: int, fields: int) -> Path
     return settings.home / "simulator" / f"season-{year}-seed{seed}-{fields}fields"
 
 
-def _fleet(args, settings: Settings, year: int):
+def _fleet(args, settings: Settings, year: int, until: date | None = None):
     from agri.simulator.season import simulate_season
     from agri.simulator.sensors import Fleet
 
     out = args.out or season_out(settings, year=year, seed=args.seed, fields=args.fields)
     season = simulate_season(fields=args.fields, seed=args.seed, year=year,
-                             year_type=args.year_type, out=out, surveys=False)
+                             year_type=args.year_type, out=out, surveys=False, scenes=False,
+                             **_records(args), observations_until=until)
     return Fleet(season, seed=args.seed, rates=_rates(args), prefix=args.prefix)
+
+
+def _records(args) -> dict:
+    if args.lab_samples < 0:
+        raise ValueError(f"--lab-samples {args.lab_samples}: give 0 or more")
+    if not 0.0 <= args.heading_share <= 1.0:
+        raise ValueError(f"--heading-share {args.heading_share}: give a share from 0 to 1")
+    return {"lab_samples": args.lab_samples, "heading_share": args.heading_share}
 
 
 def _stop_on_signals() -> threading.Event:
@@ -249,10 +274,12 @@ def cmd_season(args, settings: Settings) -> int:
     season = simulate_season(fields=args.fields, seed=args.seed,
                              year=args.year or default_year(today_local()),
                              year_type=args.year_type, out=args.out,
-                             gsd_m=args.gsd or SEASON_GSD_M, surveys=not args.no_surveys)
+                             gsd_m=args.gsd or SEASON_GSD_M, surveys=not args.no_surveys,
+                             scenes=not args.no_scenes, **_records(args))
     images = sum(1 for r in season.flights if r.get("kind") == "survey")
     print(f"season {season.weather.year}: {len(season.fields)} fields, {images} survey "
-          f"GeoTIFFs, {len(season.flights)} flight records, heading "
+          f"GeoTIFFs, {len(season.flights)} flight records, {len(season.scenes)} satellite "
+          f"scenes, {len(season.records)} officers' records, heading "
           f"{heading_summary(season.truth)}; written to {season.out}")
     return 0
 
@@ -283,7 +310,7 @@ def cmd_accelerated(args, settings: Settings) -> int:
     from agri.simulator.publish import run_accelerated
 
     year, first, last = _window(args)
-    return _print(run_accelerated(settings, _fleet(args, settings, year), first=first,
+    return _print(run_accelerated(settings, _fleet(args, settings, year, last), first=first,
                                   last=last), args)
 
 
@@ -291,7 +318,7 @@ def cmd_backfill(args, settings: Settings) -> int:
     from agri.simulator.publish import run_backfill
 
     year, first, last = _window(args)
-    return _print(run_backfill(settings, _fleet(args, settings, year), first=first,
+    return _print(run_backfill(settings, _fleet(args, settings, year, last), first=first,
                                last=last), args)
 
 

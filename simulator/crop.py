@@ -261,15 +261,16 @@ def soil_n_supply(field: Field) -> float:
 
 
 def grow(field: Field, weather: Weather, rng: np.random.Generator, *,
-         water: PaddyWater | None = None) -> CropGrowth:
+         water: PaddyWater | None = None, daily: pd.DataFrame | None = None) -> CropGrowth:
     """The true crop of ``field`` under the hourly ``weather`` and, when given, the
-    field's hourly ``water`` (without it the growing point feels the air)."""
+    field's hourly ``water`` (without it the growing point feels the air); ``daily`` is
+    :func:`daily_weather` of ``weather``, computed when not given."""
     n_index = (soil_n_supply(field) + field.nitrogen_kg_per_10a) / STANDARD_N_KG_PER_10A
-    daily = weather.daily()
-    first = (field.transplanted_on - date(weather.year, 1, 1)).days
+    tmean = (daily_weather(weather) if daily is None else daily)["tmean"]
+    first = tmean.index.get_loc(pd.Timestamp(field.transplanted_on))
     params = dev.field_development(
         cultivar=field.cultivar, seedling_age_days=field.seedling_age_days,
-        first_week_tmean_c=daily["tmean"].to_numpy()[first:first + SHOCK_WEEK_DAYS], rng=rng,
+        first_week_tmean_c=tmean.to_numpy()[first:first + SHOCK_WEEK_DAYS], rng=rng,
         ripening_factor=1.0 + RIPENING_PER_N_INDEX * (n_index - 1.0))
     point = None
     if water is not None:

@@ -191,10 +191,10 @@ class Development:
 
     def dvi_on(self, day: date) -> float:
         """Stage at the end of ``day`` (0 before transplanting, held after the series)."""
-        stamp = pd.Timestamp(day)
-        if stamp < self.dvi.index[0]:
+        offset = (day - self.dvi.index[0].date()).days
+        if offset < 0:
             return 0.0
-        return float(self.dvi.loc[:stamp].iloc[-1])
+        return float(self.dvi.iloc[min(offset, len(self.dvi) - 1)])
 
 
 def develop(*, field: FieldDevelopment, transplanted_on: date, air_c: np.ndarray,

@@ -183,7 +183,8 @@ def _split_counts(rng: np.random.Generator, n: int) -> list[int]:
         counts.append(int(rng.integers(low, high + 1)))
     counts[-1] -= sum(counts) - n
     if counts[-1] < low and len(counts) > 1:
-        counts[-2] += counts.pop()
+        last = counts.pop()  # (counts[-2] += counts.pop() would index the shortened list)
+        counts[-1] += last
     return counts
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -70,59 +71,97 @@ class FieldScene:
     level_m: float  # daily mean water level
 
 
+@lru_cache(maxsize=8)
+def transformer(src: str, dst: str) -> Transformer:
+    """A cached (lon, lat)-ordered transformer between two CRSs."""
+    return Transformer.from_crs(src, dst, always_xy=True)
+
+
 def pixel_variance_share(pixel_m: float) -> float:
     """Share of a single hill's variance left in a pixel of ``pixel_m`` metres."""
     return 1.0 / (1.0 + (pixel_m / HILL_SCALE_M) ** 2)
 
 
-def render(*, blocks: Sequence[Block], scenes: Sequence[FieldScene], day: date,
-           transform: Affine, width: int, height: int, rng: np.random.Generator,
-           crs: str = PLANE_CRS, footprint: Any = None, supersample: int = 4) -> np.ndarray:
-    """Reflectance (5, height, width) of the ground on ``day``, float32 0..1.
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Which kinds of ground each pixel of a grid holds, and in what shares: the part of
+    rendering that does not change from day to day."""
 
-    ``transform`` and ``crs`` give the grid; ``footprint`` (a shapely geometry in EPSG:6678)
-    limits what is seen (NaN beyond it); without it everything outside the blocks is
-    land.
-    """
+    transform: Affine
+    width: int
+    height: int
+    crs: str
+    fields: tuple[str, ...]  # field ids, in the order of the scenes to paint
+    pure: tuple[tuple[int, np.ndarray], ...]  # (code, flat pixel indices)
+    mixed: tuple[tuple[int, np.ndarray, np.ndarray], ...]  # (code, indices, shares)
+
+
+def layout(*, blocks: Sequence[Block], fields: Sequence[Field], transform: Affine, width: int,
+           height: int, crs: str = PLANE_CRS, footprint: Any = None,
+           supersample: int = 4) -> Layout:
+    """Rasterize the blocks at ``supersample`` times the grid's resolution; ``footprint``
+    (a shapely geometry in EPSG:6678) limits what is seen (nothing beyond it); without it
+    everything outside the blocks is land."""
     k = max(int(supersample), 1)
     fine = transform @ Affine.scale(1.0 / k)
-    shapes = _shapes(blocks, scenes, crs, footprint)
+    shapes = _shapes(blocks, fields, crs, footprint)
     labels = rasterize(shapes, out_shape=(height * k, width * k), transform=fine,
                        fill=_NONE if footprint is not None else _LAND, dtype="uint16")
     sub = labels.reshape(height, k, width, k).transpose(0, 2, 1, 3).reshape(height * width,
                                                                              k * k)
     first = sub[:, 0]
-    pure = (sub == first[:, None]).all(axis=1)
-    out = np.zeros((BANDS, height * width))
-    weight = np.zeros(height * width)
-    painter = _Painter(blocks=blocks, scenes=scenes, day=day, transform=transform,
-                       width=width, crs=crs, rng=rng)
-    for code in np.unique(first[pure]):
-        where = np.flatnonzero(pure & (first == code))
-        if code != _NONE:
-            out[:, where] = painter.paint(int(code), where)
-            weight[where] = 1.0
-    mixed = np.flatnonzero(~pure)
-    if mixed.size:
-        mixed_sub = sub[mixed]
+    is_pure = (sub == first[:, None]).all(axis=1)
+    pure = tuple((int(code), np.flatnonzero(is_pure & (first == code)))
+                 for code in np.unique(first[is_pure]) if code != _NONE)
+    mixed_at = np.flatnonzero(~is_pure)
+    mixed = []
+    if mixed_at.size:
+        mixed_sub = sub[mixed_at]
         for code in np.unique(mixed_sub):
             if code == _NONE:
                 continue
             share = (mixed_sub == code).mean(axis=1)
             sel = share > 0
-            where = mixed[sel]
-            out[:, where] += share[sel] * painter.paint(int(code), where)
-            weight[where] += share[sel]
+            mixed.append((int(code), mixed_at[sel], share[sel]))
+    return Layout(transform, width, height, crs, tuple(f.id for f in fields), pure,
+                  tuple(mixed))
+
+
+def paint(grid: Layout, *, scenes: Sequence[FieldScene], day: date,
+          rng: np.random.Generator) -> np.ndarray:
+    """Reflectance (5, height, width) of the ground of ``grid`` on ``day``, float32 0..1,
+    NaN where nothing is seen. ``scenes`` are the grid's fields, in its order."""
+    if tuple(s.field.id for s in scenes) != grid.fields:
+        raise ValueError("pass the scenes of the fields the layout was made for, in order")
+    size = grid.width * grid.height
+    out = np.zeros((BANDS, size))
+    weight = np.zeros(size)
+    painter = _Painter(scenes=scenes, day=day, grid=grid, rng=rng)
+    for code, where in grid.pure:
+        out[:, where] = painter.paint(code, where)
+        weight[where] = 1.0
+    for code, where, share in grid.mixed:
+        out[:, where] += share * painter.paint(code, where)
+        weight[where] += share
     seen = weight >= 0.5
-    result = np.full((BANDS, height * width), np.nan)
+    result = np.full((BANDS, size), np.nan)
     result[:, seen] = np.clip(out[:, seen] / weight[seen], 0.0, 1.0)
-    return result.reshape(BANDS, height, width).astype(np.float32)
+    return result.reshape(BANDS, grid.height, grid.width).astype(np.float32)
 
 
-def _shapes(blocks: Sequence[Block], scenes: Sequence[FieldScene], crs: str,
+def render(*, blocks: Sequence[Block], scenes: Sequence[FieldScene], day: date,
+           transform: Affine, width: int, height: int, rng: np.random.Generator,
+           crs: str = PLANE_CRS, footprint: Any = None, supersample: int = 4) -> np.ndarray:
+    """:func:`layout` and :func:`paint` in one call."""
+    grid = layout(blocks=blocks, fields=[s.field for s in scenes], transform=transform,
+                  width=width, height=height, crs=crs, footprint=footprint,
+                  supersample=supersample)
+    return paint(grid, scenes=scenes, day=day, rng=rng)
+
+
+def _shapes(blocks: Sequence[Block], fields: Sequence[Field], crs: str,
             footprint: Any) -> list[tuple[Any, int]]:
-    to_grid = (None if crs == PLANE_CRS
-               else Transformer.from_crs(PLANE_CRS, crs, always_xy=True).transform)
+    to_grid = None if crs == PLANE_CRS else transformer(PLANE_CRS, crs).transform
 
     def on_grid(geometry: Any) -> Any:
         if to_grid is None:
@@ -138,8 +177,8 @@ def _shapes(blocks: Sequence[Block], scenes: Sequence[FieldScene], crs: str,
             shapes += [(on_grid(paddy), _OTHER_EDGE), (on_grid(paddy.buffer(-EDGE_GAP_M)), _OTHER)]
         shapes += [(on_grid(c), _CHANNEL) for c in block.channels]
         shapes.append((on_grid(block.road), _ROAD))
-    for i, scene in enumerate(scenes):
-        polygon = scene.field.polygon
+    for i, field in enumerate(fields):
+        polygon = field.polygon
         shapes += [(on_grid(polygon), _FIRST_FIELD + 2 * i + 1),
                    (on_grid(polygon.buffer(-EDGE_GAP_M)), _FIRST_FIELD + 2 * i)]
     return shapes
@@ -148,14 +187,13 @@ def _shapes(blocks: Sequence[Block], scenes: Sequence[FieldScene], crs: str,
 class _Painter:
     """Reflectance of each kind of ground at given pixels (flat indices of the grid)."""
 
-    def __init__(self, *, blocks: Sequence[Block], scenes: Sequence[FieldScene], day: date,
-                 transform: Affine, width: int, crs: str, rng: np.random.Generator) -> None:
-        self.scenes, self.day, self.transform, self.width, self.rng = (
-            scenes, day, transform, width, rng)
-        self.pixel_m = abs(transform.a)
+    def __init__(self, *, scenes: Sequence[FieldScene], day: date, grid: Layout,
+                 rng: np.random.Generator) -> None:
+        self.scenes, self.day, self.rng = scenes, day, rng
+        self.transform, self.width, crs = grid.transform, grid.width, grid.crs
+        self.pixel_m = abs(self.transform.a)
         self.share = pixel_variance_share(self.pixel_m)
-        self.to_plane = (None if crs == PLANE_CRS
-                         else Transformer.from_crs(crs, PLANE_CRS, always_xy=True).transform)
+        self.to_plane = None if crs == PLANE_CRS else transformer(crs, PLANE_CRS).transform
         self.land = GRASS if day.month in GRASS_MONTHS else BARE
         if scenes:
             dvi = float(np.mean([s.growth.dvi_on(day) for s in scenes]))
@@ -164,7 +202,6 @@ class _Painter:
         else:  # a block without platform fields: bare flooded paddies
             dvi, n, level = 0.0, 1.0, 0.0
         self.mean_crop = (dvi, n, level)
-        del blocks
 
     def paint(self, code: int, where: np.ndarray) -> np.ndarray:
         n = where.size

@@ -21,10 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from agri.simulator.crop import FieldTruth
+if TYPE_CHECKING:
+    from agri.simulator.crop import FieldTruth
 
 COLUMNS = ("field", "kind", "date", "value")
 READING_ERROR_DAYS = (-1, 0, 1)

@@ -3,10 +3,10 @@
 ``simulate_season`` draws the weather, the paddies and their farmers' management, grows
 each field's crop (the simulator's own development model, :mod:`agri.simulator.development`,
 coupled to the paddy water: the water plan follows the crop's heading, and the crop's
-growing point follows the water's temperature until panicle initiation) and flies the
-drones. The paddies, their ids and owners depend on ``seed`` and the number of fields
-only, so every year of a seed has the same paddies; each year's management, weather and
-crop come from ``seed`` and ``year``. It writes:
+growing point follows the water's temperature until panicle initiation), flies the
+drones and takes the satellite scenes. The paddies, their ids and owners depend on
+``seed`` and the number of fields only, so every year of a seed has the same paddies;
+each year's management, weather and crop come from ``seed`` and ``year``. It writes:
 
 - ``fields.geojson``: the fields for ``agri fields import``;
 - ``truth.csv``: one row per field, what the analytics try to find out: ``field``,
@@ -25,7 +25,10 @@ crop come from ``seed`` and ``year``. It writes:
   and survey day (30 days before, 20 and 30 days after the block's median
   heading: growth, protein map and harvest-timing map of analytics/agronomy.py
   section 9), :mod:`agri.simulator.drones`;
-- ``flights/records.jsonl``: survey and spray flight records.
+- ``flights/records.jsonl``: survey and spray flight records;
+- ``scenes/<YYYY-MM-DD>_<source>.tif`` and ``scenes/records.jsonl``: Sentinel-2 L2A-like
+  and commercial 2 m-class satellite scenes of the fields' blocks, with clouds
+  (:mod:`agri.simulator.satellite`).
 
 The returned :class:`Season` keeps the hourly weather and water series for
 publishers that replay the season as sensors.
@@ -48,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from agri.analytics import agronomy as ag
-from agri.simulator import drones, observations
+from agri.simulator import drones, observations, satellite
 from agri.simulator.crop import CropGrowth, FieldTruth, daily_weather, field_truth, grow
 from agri.simulator.fields import Field, make_fields, write_fields_geojson
 from agri.simulator.water import MIN_LEVEL_M, PaddyWater, plan_water, simulate_water
@@ -63,7 +66,7 @@ WATER_ROUNDS = 4  # crop and water are solved again until the headings stop movi
 TRUTH_COLUMNS = ("field", "cultivar", "transplanted_on", "heading", "maturity", "protein_pct",
                  "sterility_pct", "chalky_pct", "harvest_opens")
 # Random streams, kept apart so that one part's draws never shift another's.
-_FIELD_STREAM, _CROP_STREAM, _FLIGHT_STREAM, _OBSERVATION_STREAM = 1, 2, 3, 4
+_FIELD_STREAM, _CROP_STREAM, _FLIGHT_STREAM, _OBSERVATION_STREAM, _SCENE_STREAM = 1, 2, 3, 4, 5
 _DEVELOPMENT, _PLAN, _TRUTH = 0, 1, 2  # per-field streams
 
 
@@ -79,6 +82,7 @@ class Season:
     flights: list[dict[str, Any]]
     out: Path
     records: list[observations.Record]
+    scenes: list[dict[str, Any]]
 
 
 def _progress(stage: str, done: int, total: int) -> None:
@@ -95,14 +99,15 @@ def season_fields(*, fields: int, seed: int, year: int) -> list[Field]:
 
 def simulate_season(*, fields: int, seed: int, year: int = 2025,
                     year_type: YearType | str | None = None, out: Path,
-                    gsd_m: float = SEASON_GSD_M, surveys: bool = True,
+                    gsd_m: float = SEASON_GSD_M, surveys: bool = True, scenes: bool = True,
                     lab_samples: int = observations.DEFAULT_LAB_SAMPLES,
                     heading_share: float = 1.0,
                     observations_until: date | None = None) -> Season:
     """Simulate ``fields`` paddies through ``year`` and write the files under ``out``.
 
     ``gsd_m`` is the survey pixel size in metres (0.05 for the camera's own
-    resolution); ``surveys=False`` skips the drone GeoTIFFs.
+    resolution); ``surveys=False`` skips the drone GeoTIFFs, ``scenes=False`` the
+    satellite scenes.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,9 +140,15 @@ def simulate_season(*, fields: int, seed: int, year: int = 2025,
     with (out / "flights" / "records.jsonl").open("w", encoding="utf-8") as fh:
         for record in flights:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    logger.info("season written to %s: %d fields, %d flight records, heading %s",
-                out, len(field_list), len(flights), heading_summary(truth))
-    return Season(weather, field_list, growth, water, truth, flights, out, records)
+    scene_records: list[dict[str, Any]] = []
+    if scenes:
+        scene_records = satellite.take_scenes(
+            fields=field_list, growth=growth, water=water, weather=weather, out=out / "scenes",
+            rng=np.random.default_rng([seed, year, _SCENE_STREAM]))
+    logger.info("season written to %s: %d fields, %d flight records, %d scenes, heading %s",
+                out, len(field_list), len(flights), len(scene_records), heading_summary(truth))
+    return Season(weather, field_list, growth, water, truth, flights, out, records,
+                  scene_records)
 
 
 def crop_and_water(field_list: list[Field], weather: Weather,
@@ -148,11 +159,12 @@ def crop_and_water(field_list: list[Field], weather: Weather,
     the air's temperature, both are solved again until no heading moves (at most
     ``WATER_ROUNDS`` times). ``stream(field, part)`` gives the field's random stream of a
     part (the same draws on every call)."""
-    growth = {f.id: grow(f, weather, stream(f, _DEVELOPMENT)) for f in field_list}
+    daily = daily_weather(weather)
+    growth = {f.id: grow(f, weather, stream(f, _DEVELOPMENT), daily=daily) for f in field_list}
 
     def water_for(crop: dict[str, CropGrowth]) -> dict[str, PaddyWater]:
         plans = [plan_water(field=f, weather=weather, heading=_planned_heading(crop[f.id], f),
-                            rng=stream(f, _PLAN)) for f in field_list]
+                            rng=stream(f, _PLAN), daily=daily) for f in field_list]
         water_list = simulate_water(plans, weather,
                                     canopy_cover=[crop[f.id].canopy_cover() for f in field_list])
         return {w.field: w for w in water_list}
@@ -160,7 +172,7 @@ def crop_and_water(field_list: list[Field], weather: Weather,
     moved = len(field_list)
     for round_no in range(1, WATER_ROUNDS + 1):
         water = water_for(growth)
-        grown = {f.id: grow(f, weather, stream(f, _DEVELOPMENT), water=water[f.id])
+        grown = {f.id: grow(f, weather, stream(f, _DEVELOPMENT), water=water[f.id], daily=daily)
                  for f in field_list}
         moved = sum(grown[f.id].phenology.heading != growth[f.id].phenology.heading
                     for f in field_list)

@@ -112,10 +112,11 @@ def _season_days(year: int) -> pd.DatetimeIndex:
 
 
 def plan_water(*, field: Field, weather: Weather, heading: date,
-               rng: np.random.Generator) -> WaterPlan:
-    """Daily plan for ``field`` whose crop heads on ``heading``."""
+               rng: np.random.Generator, daily: pd.DataFrame | None = None) -> WaterPlan:
+    """Daily plan for ``field`` whose crop heads on ``heading`` (``daily``: the weather's
+    :func:`~agri.simulator.crop.daily_weather`, computed when not given)."""
     days = _season_days(weather.year)
-    air = daily_weather(weather).reindex(days)
+    air = (daily_weather(weather) if daily is None else daily).reindex(days)
     tmean = air["tmean"].to_numpy()
     forecast = np.minimum(tmean, np.append(tmean[1:], tmean[-1]))
     n = len(days)

@@ -68,6 +68,46 @@ def test_season_files_import_and_open(platform, tmp_path):
     assert images
     with rasterio.open(images[0]) as src:
         assert src.count == SURVEY_BANDS and src.res == (1.0, 1.0)
+    scenes = [json.loads(line) for line in
+              (out / "scenes" / "records.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {s["source"] for s in scenes} == {"sentinel-2-l2a", "commercial-2m"}
+    # The officers' records import as they are.
+    with (out / "observations.csv").open(newline="", encoding="utf-8") as fh:
+        records = list(csv.DictReader(fh))
+    assert list(records[0]) == ["field", "kind", "date", "value"]
+    assert sum(r["kind"] == "heading" for r in records) == 3  # every field, by default
+    platform.cli("observations", "import", str(out / "observations.csv"))
+    stored = platform.sql("SELECT kind, count(*) FROM observations WHERE field_id = ANY(%s) "
+                          "GROUP BY kind", (ids,))
+    assert dict(stored) == {k: sum(r["kind"] == k for r in records)
+                            for k in {r["kind"] for r in records}}
+
+
+def test_backfill_stops_at_end_with_the_same_fields_and_truth(platform, tmp_path):
+    """`backfill --end` replays a season up to a day: no reading after it, the officers'
+    records up to it, and the same fields, ids and truth as `season` gives."""
+    season = tmp_path / "season"
+    agri("simulate", "season", "--fields", "3", "--seed", "4", "--year", "2025", "--out",
+         str(season), "--no-surveys", "--no-scenes")
+    replay = tmp_path / "replay"
+    done = platform.cli("simulate", "backfill", "--fields", "3", "--seed", "4", "--year",
+                        "2025", "--start", "07-25", "--end", "08-03", "--out", str(replay),
+                        "--prefix", "tbe", "--no-faults", "--json")
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["mode"] == "backfill" and summary["rows_written"] > 0
+    first, last = platform.sql(
+        "SELECT min(time AT TIME ZONE 'Asia/Tokyo'), max(time AT TIME ZONE 'Asia/Tokyo') "
+        "FROM readings WHERE device_id LIKE 'tbe-%%'")[0]
+    assert first.date().isoformat() == "2025-07-25"
+    assert last.date().isoformat() == "2025-08-03"
+    for name in ("fields.geojson", "truth.csv"):
+        assert (replay / name).read_bytes() == (season / name).read_bytes(), name
+    with (replay / "observations.csv").open(newline="", encoding="utf-8") as fh:
+        replayed = list(csv.DictReader(fh))
+    with (season / "observations.csv").open(newline="", encoding="utf-8") as fh:
+        whole = list(csv.DictReader(fh))
+    assert replayed == [r for r in whole if r["date"] <= "2025-08-03"]
+    assert len(replayed) < len(whole)
 
 
 def test_an_old_accelerated_window_says_which_setting_to_change(platform):

@@ -110,3 +110,40 @@ def test_written_file_round_trips(tmp_path: Path) -> None:
     assert loaded == json.loads(json.dumps(fields_geojson(fields)))
     again = make_fields(np.random.default_rng(3), 15, year=YEAR)
     assert fields_geojson(again) == loaded  # same seed, same fields
+
+
+def test_farmers_keep_their_paddies_from_year_to_year() -> None:
+    seasons = {year: make_fields(np.random.default_rng(7), 60, year=year)
+               for year in (2023, 2024, 2025)}
+    base = seasons[2025]
+    for year, fields in seasons.items():
+        assert [(f.id, f.name, f.owner, f.municipality, f.block.id) for f in fields] == [
+            (f.id, f.name, f.owner, f.municipality, f.block.id) for f in base], year
+        assert all(a.polygon.equals_exact(b.polygon, 1e-9) for a, b in
+                   zip(fields, base, strict=True))
+        assert all(f.transplanted_on.year == year for f in fields)
+    # What the farmers decide changes from one year to the next.
+    for field in ("cultivar", "nitrogen_kg_per_10a"):
+        assert [getattr(f, field) for f in seasons[2024]] != [getattr(f, field) for f in base]
+    assert [f.transplanted_on.timetuple().tm_yday for f in seasons[2024]] != [
+        f.transplanted_on.timetuple().tm_yday for f in base]
+    assert len({f.seedling_age_days for f in base}) > 1
+
+
+def test_a_season_of_a_seed_has_the_same_paddies_in_every_year(tmp_path: Path) -> None:
+    from agri.simulator.season import season_fields
+
+    a = season_fields(fields=30, seed=5, year=2022)
+    b = season_fields(fields=30, seed=5, year=2026)
+    assert [(f.id, f.owner, f.polygon.wkb) for f in a] == [(f.id, f.owner, f.polygon.wkb)
+                                                          for f in b]
+    assert [f.id for f in season_fields(fields=30, seed=6, year=2022)] != [f.id for f in a] or [
+        f.polygon.wkb for f in season_fields(fields=30, seed=6, year=2022)] != [
+        f.polygon.wkb for f in a]
+
+
+def test_every_farm_size_splits() -> None:
+    for n in range(1, 30):
+        for seed in range(30):
+            fields = make_fields(np.random.default_rng(seed), n, year=YEAR)
+            assert len(fields) == n
