@@ -341,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # GDAL's own messages repeat the error the platform reports in its words.
+    logging.getLogger("rasterio").setLevel(logging.WARNING)
     try:
         settings = load()
         return args.func(args, settings) or 0

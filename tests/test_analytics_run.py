@@ -219,3 +219,54 @@ def test_earlier_seasons_of_the_same_paddies_calibrate_the_cultivars(platform, s
                          "field_seasons s ON s.field_id = f.field_id AND s.year = f.year "
                          "WHERE f.computed_for = %s AND f.field_id = ANY(%s)", (AS_OF, ids))
     assert flags and all(flag == (cultivar in calibrated) for cultivar, flag in flags)
+
+
+def test_an_image_added_is_processed_into_field_statistics(platform, season, tmp_path):
+    s, _, _ = season
+    surveyed = simulate_season(fields=FIELDS, seed=SEED, year=YEAR, out=tmp_path / "surveys",
+                               surveys=True, scenes=False)
+    survey = next(r for r in surveyed.flights if r.get("kind") == "survey")
+    image = tmp_path / "surveys" / "flights" / survey["image"]
+    added = json.loads(platform.cli("images", "add", str(image), "--json").stdout)
+    assert added["source"] == "drone-p4m" and added["status"] == "pending"
+    again = json.loads(platform.cli("images", "add", str(image), "--json").stdout)
+    assert again["id"] == added["id"] and again["existing"]
+    # Hostile files: refused with a reason, nothing registered.
+    fake = tmp_path / "fake.tif"
+    fake.write_text("not an image")
+    two_bands = tmp_path / "two.tif"
+    import numpy as np
+    import rasterio
+    from rasterio.transform import Affine
+
+    with rasterio.open(two_bands, "w", driver="GTiff", width=8, height=8, count=2,
+                       dtype="float32", crs="EPSG:6678",
+                       transform=Affine(0.5, 0.0, 10.0, 0.0, -0.5, 20.0)) as dst:
+        dst.write(np.zeros((2, 8, 8), dtype="float32"))
+        dst.update_tags(AGRI_SOURCE="drone-p4m")
+    before = platform.sql("SELECT count(*) FROM images")[0][0]
+    for bad in (fake, two_bands, tmp_path / "missing.tif"):
+        result = platform.cli("images", "add", str(bad), check=False)
+        assert result.returncode == 2 and result.stderr.startswith("agri: "), result.stderr
+        assert "Traceback" not in result.stderr
+    assert platform.sql("SELECT count(*) FROM images")[0][0] == before
+
+    result = platform.cli("analytics", "run", "--as-of", AS_OF.isoformat(), "--json",
+                          check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["images"] >= 1
+    status = platform.sql("SELECT status, error FROM images WHERE id = %s", (added["id"],))
+    assert status == [("done", None)]
+    stats = platform.sql("SELECT field_id, ndvi_mean, valid_fraction FROM field_index_stats "
+                         "WHERE image_id = %s", (added["id"],))
+    assert {f for f, _, _ in stats} == set(survey["fields"])
+    assert all(0.0 < v <= 1.0 and -1.0 <= n <= 1.0 for _, n, v in stats)
+    field = survey["fields"][0]
+    owner = next(f.owner for f in s.fields if f.id == field)
+    with api_server(platform) as base:
+        r = httpx.get(f"{base}/api/v1/fields/{field}",
+                      headers={"Authorization": f"Bearer {token(platform, owner)}"})
+        assert r.status_code == 200
+        detail = r.json()["index_stats"]
+        assert detail["image"] == added["id"] and detail["source"] == "drone-p4m"
+        assert set(detail["stats"]) >= {"ndvi_mean", "gndvi_p10", "ndre_p90", "valid_fraction"}
