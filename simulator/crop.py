@@ -14,10 +14,11 @@ panicle feels. The canopy and the grain protein are a documented simple model
 - Plant area (LAI, m2/m2) rises logistically with DVI to a peak that grows
   with N and holds until ripening; leaf greenness (``chlorophyll``, 1 =
   standard) follows N and fades slowly after heading; ripening panicles and
-  leaves turn yellow from DVI 1.3 (``yellow``, 0..1); from heading the panicles
-  emerge over the leaves and hide up to ``PANICLE_SHARE_MAX`` of them by DVI
-  ``PANICLE_FULL_DVI`` (``panicle_share``), green at first and yellowing with the
-  leaves.
+  leaves turn yellow from DVI 1.3 (``yellow``, 0..1), a crop rich in N fading and
+  yellowing later (stay-green: ``STAY_GREEN_PER_N_INDEX``, ``YELLOW_DELAY_PER_N_INDEX``);
+  from heading the panicles emerge over the leaves and hide up to
+  ``PANICLE_SHARE_MAX`` of them by DVI ``PANICLE_FULL_DVI`` (``panicle_share``), green
+  at first and yellowing with the leaves.
 - Within a field, N varies in smooth random patches (Gaussian bumps), the paddy's own.
 - Reflectance of the five P4 Multispectral bands mixes a green and a yellow
   canopy spectrum by ``yellow``, and canopy with background (water or soil)
@@ -64,6 +65,8 @@ PANICLE_SHARE_MAX = 0.25  # share of the canopy's top the panicles hide (assumpt
 PANICLE_FULL_DVI = 1.15  # all panicles out (about a week after heading)
 YELLOW_MAX = 0.9  # about 90 % husk yellowing at harvest (analytics/agronomy.py section 3)
 YELLOW_EXPONENT = 1.5
+STAY_GREEN_PER_N_INDEX = 1.0  # relative slowing of the leaves' fading per unit n_index above 1
+YELLOW_DELAY_PER_N_INDEX = 0.3  # later start of yellowing (DVI) per unit n_index above 1
 EXTINCTION = 0.6  # canopy cover = 1 - exp(-EXTINCTION * LAI)
 PATCH_COUNT = (6, 12)
 PATCH_SIGMA_M = (6.0, 20.0)
@@ -143,10 +146,13 @@ def canopy_state(dvi: np.ndarray | float, n_index: np.ndarray | float
     share = (rise(np.minimum(d, 1.0)) - rise(0.0)) / (rise(1.0) - rise(0.0))
     peak = LAI_STANDARD_PEAK * n ** LAI_N_EXPONENT
     lai = LAI_TRANSPLANTED + (peak - LAI_TRANSPLANTED) * share
+    # A crop rich in N stays green longer after heading (slower fading and yellowing).
+    stay_green = np.clip(1.0 - STAY_GREEN_PER_N_INDEX * (n - 1.0), 0.5, 1.5)
     fade = (1.0 - CHLOROPHYLL_FADE_BY_HEADING * np.minimum(d, 1.0)
-            - CHLOROPHYLL_FADE_RIPENING * np.maximum(d - 1.0, 0.0))
+            - CHLOROPHYLL_FADE_RIPENING * stay_green * np.maximum(d - 1.0, 0.0))
     chlorophyll = n ** CHLOROPHYLL_N_EXPONENT * fade
-    yellow = YELLOW_MAX * np.clip((d - YELLOW_START_DVI) / (ag.DVI_MATURITY - YELLOW_START_DVI),
+    start = YELLOW_START_DVI + YELLOW_DELAY_PER_N_INDEX * (n - 1.0)
+    yellow = YELLOW_MAX * np.clip((d - start) / (ag.DVI_MATURITY - start),
                                   0.0, 1.0) ** YELLOW_EXPONENT
     return lai, chlorophyll, yellow
 

@@ -192,3 +192,11 @@ def test_truth_dates_and_damage(season: Run) -> None:
         assert (truth.harvest_opens - truth.maturity).days <= 10
         assert 4.6 <= truth.sterility_pct <= 100.0
         assert truth.chalky_pct >= 1.785
+
+
+def test_a_crop_rich_in_nitrogen_stays_green_longer() -> None:
+    _, chl_low, yellow_low = crop.canopy_state(1.6, 0.85)
+    _, chl_high, yellow_high = crop.canopy_state(1.6, 1.15)
+    assert yellow_high < yellow_low and chl_high > chl_low
+    before = crop.canopy_state(0.9, np.array([0.85, 1.15]))[2]
+    assert (before == 0).all()  # no yellowing before heading whatever the N
