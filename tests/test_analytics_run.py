@@ -224,7 +224,7 @@ def test_earlier_seasons_of_the_same_paddies_calibrate_the_cultivars(platform, s
 def test_an_image_added_is_processed_into_field_statistics(platform, season, tmp_path):
     s, _, _ = season
     surveyed = simulate_season(fields=FIELDS, seed=SEED, year=YEAR, out=tmp_path / "surveys",
-                               surveys=True, scenes=False)
+                               surveys=True, scenes=True)
     survey = next(r for r in surveyed.flights if r.get("kind") == "survey")
     image = tmp_path / "surveys" / "flights" / survey["image"]
     added = json.loads(platform.cli("images", "add", str(image), "--json").stdout)
@@ -270,3 +270,26 @@ def test_an_image_added_is_processed_into_field_statistics(platform, season, tmp
         detail = r.json()["index_stats"]
         assert detail["image"] == added["id"] and detail["source"] == "drone-p4m"
         assert set(detail["stats"]) >= {"ndvi_mean", "gndvi_p10", "ndre_p90", "valid_fraction"}
+
+    # Satellite scenes of the same season: each source through its own band map.
+    scenes = [json.loads(line) for line in
+              (tmp_path / "surveys" / "scenes" / "records.jsonl").read_text().splitlines()]
+    by_source = {}
+    for scene in scenes:
+        by_source.setdefault(scene["source"], scene)
+    assert set(by_source) == {"sentinel-2-l2a", "commercial-2m"}
+    ids = [json.loads(platform.cli("images", "add", str(tmp_path / "surveys" / "scenes" /
+                                                           scene["file"]), "--json").stdout)["id"]
+           for scene in by_source.values()]
+    result = platform.cli("analytics", "run", "--as-of", AS_OF.isoformat(), "--json",
+                          check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    done = platform.sql("SELECT i.source, i.status, count(s.field_id) FROM images i LEFT JOIN "
+                        "field_index_stats s ON s.image_id = i.id WHERE i.id = ANY(%s) "
+                        "GROUP BY i.source, i.status ORDER BY i.source", (ids,))
+    assert [(src, st) for src, st, _ in done] == [("commercial-2m", "done"),
+                                                  ("sentinel-2-l2a", "done")], done
+    ndre = platform.sql("SELECT i.source, count(s.ndre_mean) FROM images i JOIN "
+                        "field_index_stats s ON s.image_id = i.id WHERE i.id = ANY(%s) "
+                        "GROUP BY i.source ORDER BY i.source", (ids,))
+    assert dict(ndre).get("commercial-2m", 0) == 0  # no red edge in that source
