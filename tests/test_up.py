@@ -60,7 +60,7 @@ class Up:
 
 
 def _children(parent: int) -> dict[int, str]:
-    """pid -> platform command (ingest, api, simulate) of ``parent``'s children."""
+    """pid -> platform command (ingest, api, analytics, simulate) of ``parent``'s children."""
     found = {}
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -109,7 +109,7 @@ def test_up_runs_everything_and_keeps_data_across_restarts():
             # As root, the platform's own processes drop to the service user.
             service_uid = pwd.getpwnam(SERVICE_USER).pw_uid
             children = _children(up.proc.pid)
-            assert {"ingest", "api"} <= set(children.values()), children
+            assert {"ingest", "api", "analytics"} <= set(children.values()), children
             for pid in children:
                 uid = int(next(line for line in Path(f"/proc/{pid}/status").read_text()
                                .splitlines() if line.startswith("Uid:")).split()[1])
