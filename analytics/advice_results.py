@@ -19,8 +19,10 @@ from agri.analytics import advice, water_results
 from agri.analytics.blast import BlastRisk
 from agri.analytics.runner import FieldResult
 
-FORECAST_DAYS = 10  # days ahead taken from the climate normal (no forecast feed yet)
 RECENT_DAYS = 3
+# No weather forecast reaches the platform yet: the advice goes by the days observed
+# (the recent mean). The climate normal is no forecast: in early July it is at or
+# under 20 C in Tsugaru every year, and would call for deep water in hot years too.
 
 
 def water_and_advice(conn: psycopg.Connection, results: list[FieldResult],
@@ -70,8 +72,6 @@ def state_of(r: FieldResult, nights: pd.DataFrame | None, water, as_of: date, *,
              protein: dict, issues: tuple = ()) -> advice.FieldState:
     e = r.estimate
     temps = e.tmean
-    ahead = temps.loc[pd.Timestamp(as_of + timedelta(days=1)):
-                      pd.Timestamp(as_of + timedelta(days=FORECAST_DAYS))]
     recent = temps.loc[pd.Timestamp(as_of - timedelta(days=RECENT_DAYS - 1)):pd.Timestamp(as_of)]
     blast_risk = blast_day = None
     if nights is not None and not nights.empty:
@@ -86,7 +86,7 @@ def state_of(r: FieldResult, nights: pd.DataFrame | None, water, as_of: date, *,
         maturity=e.maturity.date, harvest_opens=e.harvest_opens,
         harvest_closes=e.harvest_closes, cold_q_cday=e.cold_q_cday,
         cold_sterility_pct=e.cold_sterility_pct,
-        forecast_tmean_c={d.date(): float(v) for d, v in ahead.items()},
+        forecast_tmean_c={},
         recent_tmean_c=float(recent.mean()) if len(recent) else None,
         days_to_sensitive_start=(None if e.sensitive_from is None
                                  else (e.sensitive_from - as_of).days),

@@ -2,9 +2,9 @@
 against it, stored by the daily run (a step of :func:`agri.analytics.runner.run`).
 
 The band is rebuilt around the current heading estimate (observed when
-recorded) on every run, for the whole season, with the season's daily means
-(seen so far, normal after) as the cold-day temperatures; the days not yet
-come are what the automatic gates will follow. The status compares the last
+recorded) on every run, for the whole season, with the daily means seen so
+far as the cold-day temperatures; the days not yet come are what the
+automatic gates will follow. The status compares the last
 ``STATUS_DAYS`` days of the field's paddy sensor with the band.
 """
 
@@ -41,7 +41,9 @@ def store_for(conn: psycopg.Connection, results: list[FieldResult], as_of: date
         if e.heading.date is None or e.heading.date <= r.season.transplanted_on:
             continue
         end = e.heading.date + timedelta(days=BAND_DAYS_AFTER_HEADING)
-        temps = {d.date(): float(v) for d, v in e.tmean.items()}
+        # Cold days as seen so far; the days to come keep their stage's band (the
+        # climate normal is no forecast).
+        temps = {d.date(): float(v) for d, v in e.tmean.items() if d.date() <= as_of}
         band = water_band.daily_band(transplanted_on=r.season.transplanted_on,
                                      heading=e.heading.date,
                                      days=(r.season.transplanted_on, end), cold_days=temps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import date, timedelta
 
 import numpy as np
@@ -11,8 +12,9 @@ import pytest
 from agri.analytics import agronomy as ag
 from agri.analytics import phenology as ph
 from agri.analytics import solar
-from agri.simulator.crop import daily_weather, grow
+from agri.simulator.crop import daily_weather
 from agri.simulator.fields import make_fields
+from agri.simulator.season import crop_and_water
 from agri.simulator.weather import YearType, simulate_weather
 
 YEAR = 2025
@@ -26,9 +28,13 @@ def _headings(year_type: YearType) -> pd.DataFrame:
     rows = []
     for seed in SEEDS:
         rng = np.random.default_rng([seed, YEAR])
-        daily = daily_weather(simulate_weather(year=YEAR, seed=seed, year_type=year_type))
-        for field in make_fields(rng, FIELDS_PER_SEASON, year=YEAR):
-            growth = grow(field, daily, rng)
+        weather = simulate_weather(year=YEAR, seed=seed, year_type=year_type)
+        daily = daily_weather(weather)
+        fields = make_fields(rng, FIELDS_PER_SEASON, year=YEAR)
+        grown, _ = crop_and_water(fields, weather, lambda f, part, seed=seed: np.random
+                                  .default_rng([seed, zlib.crc32(f.id.encode()), part]))
+        for field in fields:
+            growth = grown[field.id]
             q = ph.cooling_degree_days(daily["tmean"], growth.phenology.dvi)
             rows.append({"seed": seed, "field": field.id, "cultivar": field.cultivar,
                          "transplanted_on": field.transplanted_on,
