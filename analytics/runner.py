@@ -86,6 +86,7 @@ def run(conn: psycopg.Connection, *, as_of: date, field_ids: list[str] | None = 
                                   heat_adjustment=heat_adjustment, summary=summary,
                                   ignore=ignore)
         store_estimates(conn, results, as_of=as_of)
+        store_harvest_order(conn, results, as_of=as_of)
         nights = classify_blast(conn, sorted({r.station_id for r in results}), as_of=as_of)
         summary.stations = len({r.station_id for r in results})
         summary.blast_nights = sum(len(t) for t in nights.values())
@@ -184,6 +185,37 @@ def store_estimates(conn: psycopg.Connection, results: list[FieldResult], *, as_
               r.estimate.harvest_thermal.start_cday, r.estimate.harvest_thermal.end_cday,
               r.estimate.cday_after_heading, r.estimate.heat_adjusted,
               r.estimate.harvest_thermal.source) for r in results])
+
+
+def store_harvest_order(conn: psycopg.Connection, results: list[FieldResult], *,
+                        as_of: date) -> None:
+    """The harvest order of each municipality's fields: by the harvest-timing map's
+    class where an image ranked them (the latest of the season), then by the date
+    the window opens (:func:`agri.analytics.maturity.harvest_order`)."""
+    from agri.analytics import maturity
+
+    rows = conn.execute(
+        "SELECT DISTINCT ON (m.field_id) m.field_id, m.class, m.rank FROM field_maturity m "
+        "JOIN images i ON i.id = m.image_id WHERE m.field_id = ANY(%s) AND "
+        "extract(year FROM i.acquired_at AT TIME ZONE 'Asia/Tokyo') = %s "
+        "ORDER BY m.field_id, i.acquired_at DESC",
+        ([r.season.field_id for r in results], as_of.year)).fetchall()
+    ranked = pd.DataFrame([(c, k) for _, c, k in rows], index=[f for f, _, _ in rows],
+                          columns=["harvest_class", "ripeness_rank"], dtype=float)
+    by_region: dict[str, list[FieldResult]] = {}
+    for r in results:
+        by_region.setdefault(r.season.municipality, []).append(r)
+    updates = []
+    for members in by_region.values():
+        ids = [r.season.field_id for r in members]
+        table = maturity.harvest_order(ranked[ranked.index.isin(ids)],
+                                       {r.season.field_id: r.estimate.harvest_opens
+                                        for r in members})
+        updates += [(int(row["order"]), str(row["basis"]), fid, as_of)
+                    for fid, row in table.iterrows()]
+    with conn.cursor() as cur:
+        cur.executemany("UPDATE field_harvest_windows SET region_order = %s, order_basis = %s "
+                        "WHERE field_id = %s AND computed_for = %s", updates)
 
 
 def classify_blast(conn: psycopg.Connection, station_ids: list[str], *, as_of: date

@@ -72,9 +72,15 @@ def test_run_stores_every_kind_of_result_for_the_day(platform, season):
         true_heading = date.fromisoformat(real[field_id]["heading"])
         assert abs((heading - true_heading).days) <= 7, (field_id, heading, true_heading)
         assert maturity is None or maturity > heading
-    windows = platform.sql("SELECT opens, closes FROM field_harvest_windows "
-                           "WHERE computed_for = %s AND field_id = ANY(%s)", (AS_OF, ids))
-    assert len(windows) == len(ids) and all(o < c for o, c in windows)
+    windows = platform.sql("SELECT f.municipality, w.opens, w.closes, w.region_order FROM "
+                           "field_harvest_windows w JOIN fields f ON f.id = w.field_id "
+                           "WHERE w.computed_for = %s AND w.field_id = ANY(%s)", (AS_OF, ids))
+    assert len(windows) == len(ids) and all(o < c for _, o, c, _ in windows)
+    # Each municipality's fields in harvest order: 1, 2, ... by opening date.
+    for town in {m for m, _, _, _ in windows}:
+        mine = sorted((order, opens) for m, opens, _, order in windows if m == town)
+        assert [o for o, _ in mine] == list(range(1, len(mine) + 1))
+        assert [d for _, d in mine] == sorted(d for _, d in mine)
     kinds = platform.sql("SELECT kind, count(*) FROM field_risks WHERE computed_for = %s "
                          "AND field_id = ANY(%s) GROUP BY kind ORDER BY kind", (AS_OF, ids))
     assert kinds == [("blast", len(ids)), ("cold", len(ids)), ("heat", len(ids))]

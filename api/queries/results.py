@@ -59,7 +59,8 @@ async def harvest_window(conn: AsyncConnection, field_id: str, as_of: date | Non
     return {"computed_for": _iso(r["computed_for"]), "opens": _iso(r["opens"]),
             "closes": _iso(r["closes"]), "opens_cday": r["opens_cday"],
             "closes_cday": r["closes_cday"], "cday_to_date": r["cday_to_date"],
-            "heat_adjusted": r["heat_adjusted"], "rule": r["rule"]}
+            "heat_adjusted": r["heat_adjusted"], "rule": r["rule"],
+            "order_in_municipality": r["region_order"], "order_basis": r["order_basis"]}
 
 
 async def risks(conn: AsyncConnection, field_id: str, as_of: date | None) -> list[dict]:

@@ -73,6 +73,8 @@ CREATE TABLE field_harvest_windows (
     cday_to_date  double precision,
     heat_adjusted boolean NOT NULL DEFAULT false,
     rule          text NOT NULL,
+    region_order  integer,                    -- harvest order among the municipality's fields
+    order_basis   text,
     computed_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (field_id, computed_for)
 );
