@@ -170,17 +170,7 @@ def fit_g(observations: Sequence[HeadingObservation], *, cultivar: ag.CultivarPa
         raise PhenologyError("pass at least one heading observation")
 
     def loss(g: float) -> float:
-        trial = _with_g(cultivar, g)
-        total = 0.0
-        for obs in observations:
-            result = simulate_phenology(cultivar=trial, transplanted_on=obs.transplanted_on,
-                                        tmean=obs.tmean, latitude_deg=obs.latitude_deg,
-                                        water_tmean=obs.water_tmean)
-            observed = (obs.heading_on - obs.transplanted_on).days + 0.5
-            predicted = (result.heading_day if result.heading_day is not None
-                         else len(result.dvi) + _NOT_REACHED_PENALTY_DAYS)
-            total += (predicted - observed) ** 2
-        return total
+        return heading_loss(observations, _with_g(cultivar, g))
 
     low, high = bounds
     x1 = high - _GOLDEN * (high - low)

@@ -601,18 +601,6 @@ def _reusable(path: Path, tag: str, of: Path | None = None) -> bool:
     return ok and (of is None or path.stat().st_mtime >= of.stat().st_mtime)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `agri bench zonal`."""
-    parser.add_argument("--size", type=int, default=10_000,
-                        help="zonal: image width and height in pixels (default 10000)")
-    parser.add_argument("--fields", type=int, default=500, help="zonal: paddies (default 500)")
-    parser.add_argument("--seed", type=int, default=1, help="zonal: layout and image seed")
-    parser.add_argument("--scene", choices=["drone", "s2", "both"], default="both",
-                        help="zonal: the drone image, the Sentinel-2-like scene, or both")
-    parser.add_argument("--dir", help="zonal: keep the images here (reused when they match) "
-                        "instead of a temporary folder")
-
-
 def run(args: argparse.Namespace) -> int:
     """`agri bench zonal`: print the figures, then one JSON object as the last line."""
     if args.size < 64 or args.fields < 1:
@@ -637,9 +625,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="agri bench zonal", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``agri bench zonal`` with ``argv`` (its options are the CLI's)."""
+    from agri.cli import main as agri_main
+
+    return agri_main(["bench", "zonal", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
