@@ -111,6 +111,9 @@ def estimate_fields(conn: psycopg.Connection, field_list: list[sd.FieldSeason],
                        end=date(year - 1, 12, 31))
     sensors = {k: v for k, v in sd.paddy_sensors(conn, [f.field_id for f in field_list]).items()
                if v not in ignore}
+    # Each station's daily means and maxima, once (not per field and station).
+    means = {i: sd.daily_series(air, i, min_count=MIN_DAY_COUNT) for i in ids}
+    maxima = {i: sd.daily_series(air, i, "max", min_count=MIN_DAY_COUNT) for i in ids}
     headings = sd.observed_dates(conn, year, "heading")
     maturities = sd.observed_dates(conn, year, "maturity")
     cultivars: dict[str, tuple] = {}
@@ -125,7 +128,7 @@ def estimate_fields(conn: psycopg.Connection, field_list: list[sd.FieldSeason],
         if params is None:
             summary.skipped[f.field_id] = f"cultivar {f.cultivar!r} has no parameters"
             continue
-        station = _station_for(f, station_list, air, as_of)
+        station = _station_for(f, station_list, means, as_of)
         if station is None:
             summary.skipped[f.field_id] = "no weather station with data for this season"
             continue
@@ -137,8 +140,7 @@ def estimate_fields(conn: psycopg.Connection, field_list: list[sd.FieldSeason],
                  if sensor else None)
         result = estimate.estimate(
             cultivar=params, transplanted_on=f.transplanted_on, as_of=as_of,
-            air_tmean=sd.daily_series(air, station, min_count=MIN_DAY_COUNT),
-            air_tmax=sd.daily_series(air, station, "max", min_count=MIN_DAY_COUNT),
+            air_tmean=means[station], air_tmax=maxima[station],
             normal_tmean=normals[station], water_tmean=water,
             heading_observed=headings.get(f.field_id),
             maturity_observed=maturities.get(f.field_id), heat_adjustment=heat_adjustment)
@@ -147,13 +149,13 @@ def estimate_fields(conn: psycopg.Connection, field_list: list[sd.FieldSeason],
     return out
 
 
-def _station_for(f: sd.FieldSeason, station_list: list[sd.Station], air: pd.DataFrame,
-                 as_of: date) -> str | None:
+def _station_for(f: sd.FieldSeason, station_list: list[sd.Station],
+                 means: dict[str, pd.Series], as_of: date) -> str | None:
     """The nearest station with enough days of this season (or the one with most)."""
     season_days = max((as_of - f.transplanted_on).days + 1, 1)
     best, best_days = None, 0
     for station in sd.by_distance(f, station_list):
-        series = sd.daily_series(air, station.device_id, min_count=MIN_DAY_COUNT)
+        series = means[station.device_id]
         days = int((series.index >= pd.Timestamp(f.transplanted_on)).sum())
         if days >= MIN_STATION_DAYS_SHARE * season_days:
             return station.device_id

@@ -268,7 +268,7 @@ def cmd_weather(args, settings: Settings) -> int:
 
 
 def cmd_season(args, settings: Settings) -> int:
-    from agri.simulator.publish import today_local
+    from agri.clock import today_local
     from agri.simulator.season import SEASON_GSD_M, heading_summary, simulate_season
 
     season = simulate_season(fields=args.fields, seed=args.seed,
@@ -285,7 +285,8 @@ def cmd_season(args, settings: Settings) -> int:
 
 
 def cmd_live(args, settings: Settings) -> int:
-    from agri.simulator.publish import run_live, today_local
+    from agri.clock import today_local
+    from agri.simulator.publish import run_live
 
     today = today_local()
     start, year = (_date(args.from_date, args.year, "--from-date") if args.from_date
@@ -298,7 +299,7 @@ def cmd_live(args, settings: Settings) -> int:
 
 
 def _window(args) -> tuple[int, date, date]:
-    from agri.simulator.publish import today_local
+    from agri.clock import today_local
 
     first, year = _date(args.start, args.year, "--start")
     last, year = _date(args.end, year, "--end")

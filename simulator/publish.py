@@ -45,6 +45,7 @@ from paho.mqtt.client import MQTT_ERR_NO_CONN, MQTT_ERR_SUCCESS, error_string
 from agri import mqtt
 from agri.api.accounts import add_user
 from agri.api.field_registry import import_fields, parse_features
+from agri.clock import today_local
 from agri.db import connect
 from agri.deploy.servers import write_private
 from agri.devices import broker_accounts, provisioning
@@ -77,10 +78,6 @@ TOKENS_FILE = "farmer-tokens.json"
 
 class SimulatorError(ValueError):
     """The simulator cannot run as asked; the message says what to change."""
-
-
-def today_local() -> date:
-    return datetime.now(ZoneInfo(TIMEZONE)).date()
 
 
 # -- registration -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
+from agri.clock import today_local
 from agri.settings import Settings
 from agri.simulator.cli import default_year
 from agri.simulator.publish import (
@@ -18,7 +19,6 @@ from agri.simulator.publish import (
     run_accelerated,
     run_backfill,
     run_load,
-    today_local,
 )
 from agri.simulator.season import simulate_season
 from agri.simulator.sensors import DAY_S, FaultRates, Fleet, local_midnight
