@@ -10,7 +10,7 @@ BEGIN
 END
 $$;
 
--- Officers' records (spreadsheet import or the pages' form): heading and
+-- Officers' records (imported from their spreadsheets): heading and
 -- maturity dates, lab protein, notes. One record per field, kind and date.
 CREATE TABLE observations (
     id          bigserial PRIMARY KEY,

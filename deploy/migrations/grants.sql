@@ -45,7 +45,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON observations, cultivar_calibrations, fie
 GRANT SELECT, INSERT, UPDATE ON images, advisories TO agri_analytics;
 GRANT USAGE ON SEQUENCE observations_id_seq, images_id_seq, advisories_id_seq
     TO agri_analytics;
--- The API serves the results and the records (the pages issue adds writes).
+-- The API serves the results and the records; it does not write them.
 GRANT SELECT ON observations, cultivar_calibrations, field_stages, field_harvest_windows,
     field_risks, station_blast, field_water_bands, field_water_status, images,
     field_index_stats, protein_models, field_protein, field_maturity, nitrogen_advice,
