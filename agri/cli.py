@@ -176,13 +176,16 @@ def cmd_users_add(args, settings) -> int:
     from agri.api.accounts import add_user
 
     with _db(settings) as conn:
-        token = add_user(conn, name=args.name, role=args.role, regions=args.region)
+        new = add_user(conn, name=args.name, role=args.role, regions=args.region)
     if args.json:
-        _print_json({"user": args.name, "role": args.role, "token": token})
+        _print_json({"user": new.name, "role": str(new.role), "token": new.token,
+                     "password": new.password})
     else:
-        print(f"user {args.name} ({args.role}) created")
-        print(f"API token: {token}   (shown once)")
+        print(f"user {new.name} ({new.role}) created")
+        print(f"API token: {new.token}   (shown once)")
         print("use it as: Authorization: Bearer <token>")
+        print(f"initial password for the pages: {new.password}   (shown once; "
+              "to be changed at first login)")
     return 0
 
 
@@ -288,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("users", help="manage users")
     usub = p.add_subparsers(dest="action", required=True)
-    a = usub.add_parser("add", help="create a user and print an API token once")
+    a = usub.add_parser("add", help="create a user and print an API token and an initial password once")
     a.add_argument("--name", required=True)
     a.add_argument("--role", required=True, choices=[r.value for r in Role])
     a.add_argument("--region", nargs="*", default=[], help="municipalities (officers)")

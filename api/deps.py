@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-from agri.api.accounts import USER_BY_TOKEN, User
+from agri.api.accounts import BEARER_USED, USER_BY_BEARER, User
 from agri.api.pools import Databases
 from agri.devices.credentials import token_digest
 from agri.settings import Settings
@@ -51,18 +51,28 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 async def current_user(
-    conn: Conn,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    databases: Annotated[Databases, Depends(get_databases)],
 ) -> User:
+    """The user of a live API token (``Authorization: Bearer``), looked up on
+    the primary so that a revoked token stops at once; the user's name is
+    kept on the request for the access log."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token: send Authorization: Bearer <token>",
                             headers={"WWW-Authenticate": "Bearer"})
-    async with conn.cursor(row_factory=class_row(User)) as cur:
-        await cur.execute(USER_BY_TOKEN, (token_digest(credentials.credentials),))
-        user = await cur.fetchone()
+    digest = token_digest(credentials.credentials)
+    async with databases.connection(read=False) as primary:
+        async with primary.cursor(row_factory=class_row(User)) as cur:
+            await cur.execute(USER_BY_BEARER, (digest,))
+            user = await cur.fetchone()
+        if user is not None:
+            await primary.execute(BEARER_USED, (digest,))
     if user is None:
-        raise HTTPException(401, "unknown or disabled token", headers={"WWW-Authenticate":
-                                                                        "Bearer"})
+        raise HTTPException(401, "unknown, expired or revoked token: ask for a new one "
+                                 "(agri users token NAME --rotate, or your page's Tokens)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    request.state.user_name = user.name
     return user
 
 

@@ -96,7 +96,7 @@ def import_fields(conn: psycopg.Connection, rows: list[dict], *,
                                f"`agri users add --role farmer` or pass --create-owners")
     with conn.transaction():
         for owner in unknown:
-            created[owner] = add_user(conn, name=owner, role="farmer")
+            created[owner] = add_user(conn, name=owner, role="farmer").token
         with conn.cursor() as cur:
             cur.executemany(
                 """INSERT INTO fields (id, name, owner, cultivar, transplanted_on, municipality,

@@ -185,7 +185,7 @@ def _ensure_admin(conn) -> str | None:
 
     if conn.execute("SELECT 1 FROM users WHERE name = 'admin'").fetchone():
         return None
-    token = add_user(conn, name="admin", role="admin", regions=[])
+    token = add_user(conn, name="admin", role="admin", regions=[]).token
     conn.commit()
     return token
 

@@ -15,7 +15,7 @@ from tests.test_ingest_e2e import FIELD
 @pytest.fixture(scope="module")
 def people(platform):
     with psycopg.connect(platform.db_url) as conn:
-        tokens = {name: add_user(conn, name=name, role=role, regions=regions)
+        tokens = {name: add_user(conn, name=name, role=role, regions=regions).token
                   for name, role, regions in [
                       ("api-owner", "farmer", []), ("api-other", "farmer", []),
                       ("api-officer-h", "officer", ["Hirosaki"]),

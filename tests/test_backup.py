@@ -24,8 +24,8 @@ CHECKS = {
     # Sums as numeric: exact whatever order the rows are summed in.
     "readings": "SELECT count(*), sum(value::numeric) FROM readings",
     "devices": "SELECT count(*), string_agg(id || password_hash, ',' ORDER BY id) FROM devices",
-    "users": "SELECT count(*), string_agg(name || encode(token_hash, 'hex'), ',' ORDER BY name) "
-             "FROM users",
+    "users": "SELECT count(*), string_agg(u.name || encode(t.token_hash, 'hex'), ',' "
+             "ORDER BY u.name, t.id) FROM users u JOIN api_tokens t ON t.user_name = u.name",
     "hourly": "SELECT count(*), sum(count), sum(sum::numeric) FROM readings_hourly",
     "daily rollup": "SELECT device_id, metric, day, min, max, sum, count FROM readings_daily "
                     "WHERE device_id = 'backup-1' ORDER BY day",

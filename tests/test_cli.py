@@ -42,8 +42,12 @@ def test_users_add_prints_the_token_once(platform):
     out = orjson.loads(platform.cli("users", "add", "--name", "cli-officer", "--role", "officer",
                                     "--region", "Hirosaki", "Kuroishi", "--json").stdout)
     assert out["user"] == "cli-officer" and out["role"] == "officer" and len(out["token"]) > 30
-    row = platform.sql("SELECT regions, token_hash FROM users WHERE name = 'cli-officer'")[0]
+    assert len(out["password"]) >= 10
+    row = platform.sql("SELECT u.regions, t.token_hash, u.password_hash, u.must_change_password "
+                       "FROM users u JOIN api_tokens t ON t.user_name = u.name "
+                       "WHERE u.name = 'cli-officer'")[0]
     assert row[0] == ["Hirosaki", "Kuroishi"] and out["token"].encode() not in bytes(row[1])
+    assert out["password"] not in row[2] and row[3] is True
     dup = platform.cli("users", "add", "--name", "cli-officer", "--role", "farmer", check=False)
     assert dup.returncode == 2 and "exists" in dup.stderr
 

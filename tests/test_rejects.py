@@ -40,7 +40,7 @@ def rejects_of(platform, device: str) -> list[tuple]:
 @pytest.fixture(scope="module")
 def people(platform):
     with psycopg.connect(platform.db_url) as conn:
-        tokens = {name: add_user(conn, name=name, role="developer")
+        tokens = {name: add_user(conn, name=name, role="developer").token
                   for name in ("rej-dev", "rej-other-dev")}
     tokens["admin"] = platform.admin_token
     return tokens

@@ -149,7 +149,7 @@ def test_api_reads_from_the_replica_and_from_the_primary_when_it_is_gone(platfor
     device = "replica-dev-1"
     platform.add_device(device)
     with psycopg.connect(platform.db_url) as conn:
-        token = add_user(conn, name="replica-admin", role="admin")
+        token = add_user(conn, name="replica-admin", role="admin").token
     start = time.time() - 3600
     _write(platform, device, [start + i for i in range(10)])
     api_urls = service_urls(platform)
@@ -202,7 +202,7 @@ def test_api_with_an_unreachable_replica_reads_from_the_primary(platform):
     device = "replica-dev-2"
     platform.add_device(device)
     with psycopg.connect(platform.db_url) as conn:
-        token = add_user(conn, name="replica-admin-2", role="admin")
+        token = add_user(conn, name="replica-admin-2", role="admin").token
     start = time.time() - 3600
     _write(platform, device, [start + i for i in range(3)])
     api_url = service_urls(platform)["api"]

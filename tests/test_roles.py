@@ -95,7 +95,8 @@ def test_ingest_does_its_work_as_its_login(platform, logins):
 def test_ingest_login_cannot_read_secrets_change_the_schema_or_the_registry(platform, logins):
     url = logins["ingest"]
     for statement in (
-        "SELECT token_hash FROM users",
+        "SELECT token_hash FROM api_tokens",
+        "SELECT password_hash FROM users",
         "SELECT role FROM users",
         "SELECT * FROM users",
         "SELECT password_hash FROM devices",
@@ -109,7 +110,7 @@ def test_ingest_login_cannot_read_secrets_change_the_schema_or_the_registry(plat
         "INSERT INTO devices (id, profile, password_hash) VALUES ('evil', 'paddy-water', 'x')",
         "UPDATE devices SET revoked_at = NULL",
         "DELETE FROM devices",
-        "INSERT INTO users (name, role, token_hash) VALUES ('evil', 'admin', 'x')",
+        "INSERT INTO users (name, role) VALUES ('evil', 'admin')",
         "CREATE TABLE public.planted (x int)",
         "CREATE FUNCTION public.planted() RETURNS int LANGUAGE sql AS 'SELECT 1'",
         "SELECT drop_chunks('readings', older_than => interval '1 day')",
@@ -126,7 +127,7 @@ def test_ingest_login_cannot_read_secrets_change_the_schema_or_the_registry(plat
 def test_api_login_reads_but_cannot_drop_write_or_prune(platform, logins):
     url = logins["api"]
     assert _run(url, "SELECT count(*) FROM readings")[0][0] >= 0
-    assert _run(url, "SELECT name FROM users WHERE token_hash = %s AND disabled_at IS NULL",
+    assert _run(url, "SELECT user_name FROM api_tokens WHERE token_hash = %s",
                 (b"no such token",)) == []
     for statement in (
         "DROP TABLE readings",
@@ -135,6 +136,9 @@ def test_api_login_reads_but_cannot_drop_write_or_prune(platform, logins):
         "SELECT password_hash FROM devices",
         "INSERT INTO readings VALUES ('d', 'm', now(), 1, now())",
         "UPDATE users SET role = 'admin'",
+        "UPDATE users SET regions = '{Aomori}'",
+        "INSERT INTO users (name, role) VALUES ('evil', 'admin')",
+        "DELETE FROM api_tokens",
         "SELECT drop_old_readings(interval '3650 days')",
         "CREATE TABLE public.planted (x int)",
     ):
@@ -202,7 +206,8 @@ def test_analytics_login_writes_results_but_not_readings_devices_or_users(platfo
               "('roles-test', '2000-01-01', 'done', 'test') ON CONFLICT DO NOTHING")
     _run(url, "DELETE FROM analytics_runs WHERE schedule = 'roles-test'")
     for statement in (
-        "SELECT token_hash FROM users",
+        "SELECT token_hash FROM api_tokens",
+        "SELECT password_hash FROM users",
         "SELECT password_hash FROM devices",
         "INSERT INTO readings VALUES ('d', 'm', now(), 1, now())",
         "DELETE FROM readings",

@@ -1,36 +1,85 @@
-"""Who may see which field or device. Objects of others are reported as
-missing (404), never as forbidden, so their existence does not leak."""
+"""Who may see what: the one place every query takes its scope from.
+
+- admin: everything;
+- officer: the fields, devices and rejects of their region's municipalities,
+  and nothing at all when they have no region;
+- farmer: their own fields and the devices on them, and fields another
+  farmer shared with them (read only, until the owner withdraws it);
+- developer: their own devices and what those devices sent; a field only
+  while one of their devices is on it, and never the other devices there;
+- planner: no single field, device or reject; aggregates only (KPIs, open
+  data), whose endpoints do not take a field scope.
+
+Objects outside a user's scope are reported as missing (404), never as
+forbidden, so their existence does not leak. The fragments below expect the
+parameters of ``who(user)`` and the table aliases ``f`` (fields), ``d``
+(devices) and ``r`` (rejects).
+"""
 
 from __future__ import annotations
 
+from fastapi import HTTPException
 from psycopg import AsyncConnection
 
-from agri.api.accounts import User
+from agri.api.accounts import Role, User
 
-# A user sees a field when: admin or planner; officer with no regions or the
-# field's municipality among them; farmer who owns it; developer who owns a
-# device on it.
-FIELD_VISIBLE = """(
-    %(role)s IN ('admin', 'planner')
-    OR (%(role)s = 'officer' AND (cardinality(%(regions)s::text[]) = 0
-                                  OR f.municipality = ANY(%(regions)s::text[])))
-    OR (%(role)s = 'farmer' AND f.owner = %(user)s)
+# Municipality ``{column}`` lies in the user's region (admins: everywhere).
+_IN_REGION = ("(%(role)s = 'admin' OR (%(role)s = 'officer' "
+              "AND {column} = ANY(%(regions)s::text[])))")
+
+
+def in_region(column: str) -> str:
+    """SQL: the municipality in ``column`` is one the user oversees."""
+    return _IN_REGION.format(column=column)
+
+
+FIELD_VISIBLE = f"""(
+    {in_region('f.municipality')}
+    OR (%(role)s = 'farmer' AND (f.owner = %(user)s OR EXISTS (
+        SELECT 1 FROM field_shares s WHERE s.field_id = f.id AND s.grantee = %(user)s
+        AND s.revoked_at IS NULL)))
     OR (%(role)s = 'developer' AND EXISTS (
-        SELECT 1 FROM devices d WHERE d.field_id = f.id AND d.owner = %(user)s))
+        SELECT 1 FROM devices dd WHERE dd.field_id = f.id AND dd.owner = %(user)s))
 )"""
 
-DEVICE_VISIBLE = """(
-    %(role)s IN ('admin', 'planner')
+# Fields the user may change (advice, observations, diary): shared fields are
+# read only for the farmer they were shared with.
+FIELD_OWNED = f"""(
+    {in_region('f.municipality')}
+    OR (%(role)s = 'farmer' AND f.owner = %(user)s)
+)"""
+
+DEVICE_VISIBLE = f"""(
+    %(role)s = 'admin'
     OR (%(role)s = 'developer' AND d.owner = %(user)s)
-    OR EXISTS (SELECT 1 FROM fields f WHERE f.id = d.field_id AND (
-        (%(role)s = 'officer' AND (cardinality(%(regions)s::text[]) = 0
-                                   OR f.municipality = ANY(%(regions)s::text[])))
-        OR (%(role)s = 'farmer' AND f.owner = %(user)s)))
+    OR (%(role)s IN ('officer', 'farmer') AND EXISTS (
+        SELECT 1 FROM fields f WHERE f.id = d.field_id AND (
+            {in_region('f.municipality')}
+            OR (%(role)s = 'farmer' AND (f.owner = %(user)s OR EXISTS (
+                SELECT 1 FROM field_shares s WHERE s.field_id = f.id
+                AND s.grantee = %(user)s AND s.revoked_at IS NULL))))))
+    OR (%(role)s = 'farmer' AND d.owner = %(user)s)
+)"""
+
+# A reject is seen by whoever sees the device it came from; one with no known
+# device (a topic that names none) only by admins.
+REJECT_VISIBLE = f"""(
+    %(role)s = 'admin'
+    OR EXISTS (SELECT 1 FROM devices d WHERE d.id = r.device_id AND {DEVICE_VISIBLE})
 )"""
 
 
 def who(user: User) -> dict:
     return {"role": str(user.role), "regions": list(user.regions), "user": user.name}
+
+
+def require_role(user: User, *roles: Role | str, action: str) -> None:
+    """403 when the user's role may not do ``action`` at all (an object the
+    role may handle but this user may not see is a 404, not this)."""
+    if user.role not in roles:
+        allowed = ", ".join(str(r) for r in roles)
+        raise HTTPException(403, f"{action} is for {allowed}; you are signed in as "
+                                 f"{user.role}")
 
 
 async def visible_device(conn: AsyncConnection, user: User, device_id: str):
@@ -41,9 +90,23 @@ async def visible_device(conn: AsyncConnection, user: User, device_id: str):
     return await cur.fetchone()
 
 
-async def visible_field(conn: AsyncConnection, user: User, field_id: str):
+async def visible_field(conn: AsyncConnection, user: User, field_id: str, *,
+                        to_change: bool = False):
+    """(id, name, owner, cultivar, transplanted_on, municipality, geometry,
+    area_m2) of a field the user may see (``to_change``: may change), or None."""
     cur = await conn.execute(
         f"SELECT f.id, f.name, f.owner, f.cultivar, f.transplanted_on, f.municipality, "
-        f"f.geometry, f.area_m2 FROM fields f WHERE f.id = %(id)s AND {FIELD_VISIBLE}",
+        f"f.geometry, f.area_m2 FROM fields f WHERE f.id = %(id)s "
+        f"AND {FIELD_OWNED if to_change else FIELD_VISIBLE}",
         {"id": field_id, **who(user)})
     return await cur.fetchone()
+
+
+async def field_devices(conn: AsyncConnection, user: User, field_id: str) -> list[tuple]:
+    """(id, profile) of the devices on a visible field that the user may see:
+    a developer sees only their own there."""
+    cur = await conn.execute(
+        f"SELECT d.id, d.profile FROM devices d WHERE d.field_id = %(id)s "
+        f"AND d.revoked_at IS NULL AND {DEVICE_VISIBLE} ORDER BY d.id",
+        {"id": field_id, **who(user)})
+    return await cur.fetchall()

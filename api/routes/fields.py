@@ -15,9 +15,6 @@ from agri.api.queries import access, results
 
 router = APIRouter(prefix="/api/v1", tags=["fields"])
 
-ADVICE_PAGE = 50
-MAX_CURSOR = 2**63 - 1
-
 AsOf = Annotated[date | None, Query(description="results as computed for this day or the "
                                                 "latest day before it (default: latest)")]
 
@@ -58,17 +55,3 @@ async def field_detail(field_id: str, conn: Conn, user: CurrentUser, as_of: AsOf
         "index_stats": await results.index_stats(conn, fid, as_of),
         "protein": await results.protein(conn, fid, as_of),
     }
-
-
-@router.get("/fields/{field_id}/advice")
-async def field_advice(field_id: str, conn: Conn, user: CurrentUser,
-                       cursor: Annotated[int | None, Query(ge=1, le=MAX_CURSOR)] = None,
-                       limit: Annotated[int, Query(ge=1, le=ADVICE_PAGE)] = ADVICE_PAGE):
-    """Advisories for the field, newest first: published ones for farmers;
-    officers and admins also see drafts and withdrawn ones (``status``)."""
-    await _field(conn, user, field_id)
-    items = await results.advisories(conn, field_id, role=str(user.role), after=cursor,
-                                     limit=limit + 1)
-    more = len(items) > limit
-    items = items[:limit]
-    return {"items": items, "next": items[-1]["id"] if more else None}

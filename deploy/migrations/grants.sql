@@ -23,7 +23,7 @@ GRANT SELECT, INSERT, UPDATE ON ingest_stats TO agri_ingest;
 GRANT EXECUTE ON FUNCTION drop_old_readings(interval) TO agri_ingest;
 
 -- API (api/): reads what it serves; looks users up by token hash.
-GRANT SELECT (name, role, regions, token_hash, created_at, disabled_at) ON users TO agri_api;
+GRANT SELECT (name, role, regions, created_at, disabled_at) ON users TO agri_api;
 GRANT SELECT (id, profile, field_id, owner, dev_eui, created_at, revoked_at) ON devices
     TO agri_api;
 GRANT SELECT ON fields, field_seasons, device_profiles, platform_features, readings,
@@ -56,3 +56,16 @@ GRANT SELECT ON observations, cultivar_calibrations, field_stages, field_harvest
 -- API reads all three.
 GRANT SELECT, INSERT, UPDATE, DELETE ON reading_flags, device_quality TO agri_analytics;
 GRANT SELECT ON reading_flags, device_quality, readings_usable TO agri_analytics, agri_api;
+
+-- Accounts (api/accounts.py, sessions.py, sign_in.py): the API keeps the
+-- pages' passwords, tokens, sessions, sign-in links, login attempts, the
+-- access log and shares; it never creates users or changes roles or regions
+-- (only `agri users` does, as the migration owner).
+GRANT SELECT (name, role, regions, created_at, disabled_at, password_hash,
+              must_change_password, display_name, language) ON users TO agri_api;
+GRANT UPDATE (password_hash, must_change_password, display_name, language) ON users TO agri_api;
+GRANT SELECT, INSERT, UPDATE ON api_tokens, page_sessions, sign_in_links, field_shares
+    TO agri_api;
+GRANT SELECT, INSERT, DELETE ON login_attempts, access_log TO agri_api;
+GRANT USAGE ON SEQUENCE api_tokens_id_seq, login_attempts_id_seq, access_log_id_seq TO agri_api;
+GRANT SELECT ON field_shares TO agri_analytics;
