@@ -33,6 +33,7 @@ CREATE TABLE page_sessions (
     id_hash      bytea PRIMARY KEY,              -- SHA-256 of the cookie value
     user_name    text NOT NULL REFERENCES users (name),
     csrf_token   text NOT NULL,
+    via          text NOT NULL CHECK (via IN ('password', 'link')),
     created_at   timestamptz NOT NULL DEFAULT now(),
     expires_at   timestamptz NOT NULL,
     last_seen_at timestamptz NOT NULL DEFAULT now(),
