@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from agri.api.deps import Conn, CurrentUser, SettingsDep
+from agri.api.pagination import Cursor
 from agri.api.queries import access, conditions, series
 from agri.devices.profiles import METRICS, PROFILES
 from agri.ingest.rejects import PAYLOAD_PREFIX_BYTES
@@ -91,7 +92,7 @@ async def field_series(field_id: str, conn: Conn, user: CurrentUser,
 
 @router.get("/rejects")
 async def rejects(conn: Conn, user: CurrentUser, device: str | None = None,
-                  cursor: int | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = PAGE):
+                  cursor: Cursor = None, limit: Annotated[int, Query(ge=1, le=1000)] = PAGE):
     """What ingest turned away, newest first, with reasons. Admins and officers
     see all; developers see their own devices. A page ends after ``limit``
     items or once its payloads, reasons and topics reach PAGE_BYTES, whichever
