@@ -69,3 +69,21 @@ GRANT SELECT, INSERT, UPDATE ON api_tokens, page_sessions, sign_in_links, field_
 GRANT SELECT, INSERT, DELETE ON login_attempts, access_log TO agri_api;
 GRANT USAGE ON SEQUENCE api_tokens_id_seq, login_attempts_id_seq, access_log_id_seq TO agri_api;
 GRANT SELECT ON field_shares TO agri_analytics;
+
+-- Advisory publishing and officers' records (api/queries/advisories.py,
+-- groups.py, observations.py): the API drafts advisories by hand, edits their
+-- text and validity, publishes and withdraws them (never their rule's key,
+-- kind, fields or evidence), keeps field groups, publication targets and the
+-- edit history, and records, corrects and removes observations (a removed one
+-- is kept in observation_removals). The analytics keep their own rights.
+GRANT INSERT ON advisories TO agri_api;
+GRANT UPDATE (severity, status, valid_from, valid_until, title_ja, body_ja, title_en, body_en,
+              updated_at, published_at, edited_by, edited_at, withdrawn_by, withdrawn_at)
+    ON advisories TO agri_api;
+GRANT SELECT, INSERT, UPDATE ON field_groups, advisory_publications TO agri_api;
+GRANT SELECT, INSERT, DELETE ON field_group_members TO agri_api;
+GRANT SELECT, INSERT ON advisory_history, observation_removals TO agri_api;
+GRANT INSERT, UPDATE, DELETE ON observations TO agri_api;
+GRANT USAGE ON SEQUENCE advisories_id_seq, field_groups_id_seq, advisory_publications_id_seq,
+    advisory_history_id_seq, observations_id_seq TO agri_api;
+GRANT SELECT ON field_groups, field_group_members, advisory_publications TO agri_analytics;
