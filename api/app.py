@@ -11,7 +11,7 @@ from psycopg import OperationalError
 from psycopg_pool import PoolTimeout
 
 from agri.api.pools import Databases
-from agri.api.routes import fields, health, readings
+from agri.api.routes import fields, health, me, readings
 from agri.settings import Settings, load
 
 logger = logging.getLogger(__name__)
@@ -45,4 +45,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(readings.router)
     app.include_router(fields.router)
+    app.include_router(me.router)
     return app
