@@ -206,6 +206,19 @@ def cmd_users_token(args, settings) -> int:
     return 0
 
 
+def cmd_users_password(args, settings) -> int:
+    from agri.api.accounts import reset_password
+
+    with _db(settings) as conn:
+        password = reset_password(conn, args.name)
+    if args.json:
+        _print_json({"user": args.name, "password": password})
+    else:
+        print(f"user {args.name}: new password {password}   (shown once; to be changed at "
+              "the next login; their page sessions have ended)")
+    return 0
+
+
 def cmd_fields_import(args, settings) -> int:
     from agri.api.field_registry import import_fields, parse_features
 
@@ -291,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("users", help="manage users")
     usub = p.add_subparsers(dest="action", required=True)
-    a = usub.add_parser("add", help="create a user and print an API token and an initial password once")
+    a = usub.add_parser("add", help="create a user; print an API token and a password once")
     a.add_argument("--name", required=True)
     a.add_argument("--role", required=True, choices=[r.value for r in Role])
     a.add_argument("--region", nargs="*", default=[], help="municipalities (officers)")
@@ -302,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--rotate", action="store_true", help="issue a new token; the old one stops")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_users_token)
+    a = usub.add_parser("password", help="give a user a new initial password (printed once)")
+    a.add_argument("name")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_users_password)
 
     p = sub.add_parser("fields", help="manage fields")
     fsub = p.add_subparsers(dest="action", required=True)

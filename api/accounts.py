@@ -86,6 +86,20 @@ def rotate_token(conn: psycopg.Connection, name: str) -> str:
     return token
 
 
+def reset_password(conn: psycopg.Connection, name: str) -> str:
+    """A new initial password for ``name`` (to be changed at the next login);
+    the user's page sessions end."""
+    password = passwords.initial_password()
+    with conn.transaction():
+        cur = conn.execute("UPDATE users SET password_hash = %s, must_change_password = true "
+                           "WHERE name = %s", (passwords.hash_password(password), name))
+        if cur.rowcount != 1:
+            raise AccountError(f"no user {name!r}")
+        conn.execute("UPDATE page_sessions SET ended_at = now() WHERE user_name = %s "
+                     "AND ended_at IS NULL", (name,))
+    return password
+
+
 async def create_token(conn: psycopg.AsyncConnection, user: User, *, label: str,
                        expires_in_days: int | None) -> tuple[int, str, datetime | None]:
     """(id, token, expires_at) of a new token of ``user``; the token is shown once."""

@@ -92,6 +92,7 @@ class EmbeddedStack:
         self.state_file = self.home / "stack.json"
         self.run_dir = self.home / "run"
         self.new_admin_token: str | None = None  # set when this run created the admin
+        self.new_admin_password: str | None = None
         self.state = self._load_or_create()
         if tls and self.state.tls_port is None:
             self.state.tls_port = servers.free_port()
@@ -145,7 +146,9 @@ class EmbeddedStack:
             if applied:
                 logger.info("applied migrations: %s", ", ".join(applied))
             db_roles.ensure_logins(conn, self.state.db_passwords)
-            self.new_admin_token = _ensure_admin(conn)
+            admin = _ensure_admin(conn)
+            if admin is not None:
+                self.new_admin_token, self.new_admin_password = admin.token, admin.password
         if self.tls:
             from agri.deploy.tls import make_local_ca
 
@@ -177,15 +180,16 @@ class EmbeddedStack:
         self.save()
 
 
-def _ensure_admin(conn) -> str | None:
-    """Create the user ``admin`` on the first run; its token (returned) is
-    shown once. Later runs leave it alone (``agri users token admin --rotate``
-    replaces a lost one)."""
+def _ensure_admin(conn):
+    """Create the user ``admin`` on the first run; its token and initial
+    password (returned) are shown once. Later runs leave it alone (``agri
+    users token admin --rotate`` and ``agri users password admin`` replace
+    lost ones)."""
     from agri.api.accounts import add_user
 
     if conn.execute("SELECT 1 FROM users WHERE name = 'admin'").fetchone():
         return None
-    token = add_user(conn, name="admin", role="admin", regions=[]).token
+    admin = add_user(conn, name="admin", role="admin", regions=[])
     conn.commit()
-    return token
+    return admin
 

@@ -204,11 +204,14 @@ def _announce(settings: Settings, stack: EmbeddedStack | None, port: int, simula
                          f"(CA certificate: {stack.mosquitto.tls.cafile})")
         lines.append(f"  database   {stack.database_url.split('@')[1]}")
         if stack.new_admin_token:
-            lines.append(f"  log in     Authorization: Bearer {stack.new_admin_token}   "
-                         f"(user admin; shown this once)")
+            lines.append(f"  log in     http://127.0.0.1:{port}/login  user admin, password "
+                         f"{stack.new_admin_password}  (change it at first login)")
+            lines.append(f"  API token  Authorization: Bearer {stack.new_admin_token}   "
+                         f"(user admin; both shown this once)")
         else:
-            lines.append("  log in     as admin with the token shown at the first start "
-                         "(lost it? agri users token admin --rotate)")
+            lines.append(f"  log in     http://127.0.0.1:{port}/login as admin with the password "
+                         "shown at the first start (lost it? agri users password admin; "
+                         "a new API token: agri users token admin --rotate)")
         lines.append(f"  state      {stack.home}")
     else:
         lines.append("  log in     create a user: agri users add --name NAME --role admin")

@@ -82,6 +82,7 @@ def test_up_runs_everything_and_keeps_data_across_restarts():
     try:
         up = Up(home / "state", port)
         token = re.search(r"Bearer (\S+)", up.text).group(1)
+        assert re.search(r"user admin, password (\S+)", up.text), up.text
         mqtt_port = int(re.search(r"MQTT\s+127\.0\.0\.1:(\d+)", up.text).group(1))
         assert f"http://127.0.0.1:{port}/" in up.text
         assert httpx.get(f"{api}/healthz").json()["status"] == "ok"
@@ -123,6 +124,7 @@ def test_up_runs_everything_and_keeps_data_across_restarts():
 
         up = Up(home / "state", port)
         assert "Bearer" not in up.text, "the admin token is shown only when it is created"
+        assert "password admin" in up.text
         assert "agri users token admin --rotate" in up.text
         assert points()[0]["value"] == 21.5
         assert httpx.get(f"{api}/api/v1/devices/up-paddy/series", params={
