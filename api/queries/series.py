@@ -1,11 +1,33 @@
 """Series reads: raw points, or buckets aligned to the platform's days
-(agri/clock.py: Asia/Tokyo). Hourly
-and daily buckets come from the rollups, shorter ones from raw readings."""
+(agri/clock.py: Asia/Tokyo).
+
+Where a bucket is answered from:
+
+- whole days (``1d``, ``7d`` ...): the daily rollup ``readings_daily``;
+- whole hours (``1h``, ``3h`` ...): the hourly rollup ``readings_hourly``;
+- anything shorter (``10m`` ...), and raw points: the readings themselves.
+
+The rollups are kept by ingest in the same transaction as the readings it
+stores (ingest/writer.py), so they hold every committed reading, today's
+partial day included, the moment it is readable; where a platform turns that
+off (``platform_features.maintained_rollups``), every bucket is computed from
+the readings instead. Buckets are whole: the range asked for is widened to
+the buckets it touches (a rollup row cannot be split), and the answer names
+the range it covers. Day buckets start at 00:00+09:00 on the range's first
+day; hour and minute buckets on multiples of their width from 2000-01-03
+00:00+09:00 (TimescaleDB's ``time_bucket`` origin, in Tokyo time).
+
+How far one request may reach is capped by where it is answered from
+(``RAW_MAX``, ``HOURLY_MAX``, ``DAILY_MAX``): a longer range is a
+:class:`SeriesError` (the route's 422) naming the bucket to use instead.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from psycopg import AsyncConnection
 
@@ -13,8 +35,16 @@ from agri.clock import TIME_ZONE, TZ
 
 MAX_RAW_POINTS = 20_000
 MAX_BUCKETS = 20_000
+RAW_MAX = timedelta(days=31)         # raw points, and buckets under an hour
+HOURLY_MAX = timedelta(days=366)     # buckets of whole hours
+DAILY_MAX = timedelta(days=5 * 366)  # buckets of whole days
+ORIGIN = datetime(2000, 1, 3, tzinfo=TZ)
+FEATURE_TTL_S = 60.0  # how long the maintained_rollups flag is trusted before it is read again
 _BUCKET = re.compile(r"^(\d{1,3})(m|h|d)$")
 _ALIASES = {"hour": "1h", "day": "1d"}
+_DAY, _HOUR, _TICK = timedelta(days=1), timedelta(hours=1), timedelta(microseconds=1)
+
+DAILY, HOURLY, RAW = "daily rollup", "hourly rollup", "raw readings"
 
 
 class SeriesError(ValueError):
@@ -34,8 +64,76 @@ def parse_bucket(text: str | None) -> timedelta | None:
     return width
 
 
+def bucket_name(width: timedelta | None) -> str:
+    if width is None:
+        return "raw"
+    for unit, size in (("d", _DAY), ("h", _HOUR)):
+        if width % size == timedelta(0):
+            return f"{width // size}{unit}"
+    return f"{width // timedelta(minutes=1)}m"
+
+
+def source_of(width: timedelta | None) -> str:
+    """Where buckets of ``width`` come from when the rollups are maintained."""
+    if width is None:
+        return RAW
+    if width % _DAY == timedelta(0):
+        return DAILY
+    if width % _HOUR == timedelta(0):
+        return HOURLY
+    return RAW
+
+
+_CAPS = {RAW: (RAW_MAX, "raw points and buckets under 1h", "bucket=1h or 1d"),
+         HOURLY: (HOURLY_MAX, "buckets of whole hours", "bucket=1d"),
+         DAILY: (DAILY_MAX, "buckets of whole days", "several requests")}
+
+
+def check_range(start: datetime, end: datetime, width: timedelta | None) -> None:
+    """SeriesError when [start, end) is longer than the cap of ``width``'s source."""
+    cap, what, instead = _CAPS[source_of(width)]
+    if end - start > cap:
+        raise SeriesError(
+            f"start to end spans {(end - start) / _DAY:,.1f} days; {what} reach at most "
+            f"{cap.days:,} days: narrow start/end or use {instead}")
+    if width is not None and (end - start) / width > MAX_BUCKETS:
+        raise SeriesError(f"more than {MAX_BUCKETS} buckets: widen bucket or narrow the range")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The whole buckets a range touches: [first, end)."""
+
+    first: datetime
+    end: datetime
+
+
+def span(start: datetime, end: datetime, width: timedelta) -> Span:
+    if width % _DAY == timedelta(0):
+        first = datetime.combine(start.astimezone(TZ).date(), datetime.min.time(), TZ)
+    else:
+        first = ORIGIN + (start - ORIGIN) // width * width
+    last = first + (end - _TICK - first) // width * width
+    return Span(first, last + width)
+
+
 def iso(t: datetime) -> str:
     return t.astimezone(TZ).isoformat()
+
+
+_maintained: tuple[float, bool] | None = None
+
+
+async def rollups_maintained(conn: AsyncConnection) -> bool:
+    """Whether ingest keeps the rollups (read at most once a minute)."""
+    global _maintained
+    now = time.monotonic()
+    if _maintained is None or now - _maintained[0] > FEATURE_TTL_S:
+        cur = await conn.execute("SELECT enabled FROM platform_features "
+                                 "WHERE name = 'maintained_rollups'")
+        row = await cur.fetchone()
+        _maintained = (now, bool(row and row[0]))
+    return _maintained[1]
 
 
 async def raw_points(conn: AsyncConnection, *, devices: list[str], metric: str,
@@ -50,32 +148,64 @@ async def raw_points(conn: AsyncConnection, *, devices: list[str], metric: str,
     return [{"t": iso(t), "value": v} for t, v in rows]
 
 
+# Day buckets: N-day groups counted from the first day of the span.
+_DAILY_ROLLUP = """
+SELECT %(first)s::date + ((day - %(first)s::date) / %(n)s) * %(n)s AS b,
+       min(min), max(max), sum(sum), sum(count)::bigint
+FROM readings_daily
+WHERE device_id = ANY(%(devices)s) AND metric = %(metric)s
+  AND day >= %(first)s::date AND day < %(end)s::date
+GROUP BY 1 ORDER BY 1"""
+_DAILY_RAW = """
+SELECT %(first)s::date + (((time AT TIME ZONE %(tz)s)::date - %(first)s::date) / %(n)s)
+       * %(n)s AS b, min(value), max(value), sum(value), count(*)
+FROM readings
+WHERE device_id = ANY(%(devices)s) AND metric = %(metric)s
+  AND time >= %(first_t)s AND time < %(end_t)s
+GROUP BY 1 ORDER BY 1"""
+_HOURLY_ROLLUP = """
+SELECT time_bucket(%(width)s, bucket, %(origin)s::timestamptz) AS b,
+       min(min), max(max), sum(sum), sum(count)::bigint
+FROM readings_hourly
+WHERE device_id = ANY(%(devices)s) AND metric = %(metric)s
+  AND bucket >= %(first_t)s AND bucket < %(end_t)s
+GROUP BY 1 ORDER BY 1"""
+_BUCKETS_RAW = """
+SELECT time_bucket(%(width)s, time, %(origin)s::timestamptz) AS b,
+       min(value), max(value), sum(value), count(*)
+FROM readings
+WHERE device_id = ANY(%(devices)s) AND metric = %(metric)s
+  AND time >= %(first_t)s AND time < %(end_t)s
+GROUP BY 1 ORDER BY 1"""
+
+
 async def bucket_points(conn: AsyncConnection, *, devices: list[str], metric: str,
-                        start: datetime, end: datetime, width: timedelta) -> list[dict]:
-    if (end - start) / width > MAX_BUCKETS:
-        raise SeriesError(f"more than {MAX_BUCKETS} buckets: widen bucket or narrow the range")
-    if width == timedelta(days=1):
-        cur = await conn.execute(
-            """SELECT (day::timestamp AT TIME ZONE %(tz)s) AS t, min(min), max(max),
-                      sum(sum) / sum(count), sum(count)
-               FROM readings_daily
-               WHERE device_id = ANY(%(devices)s) AND metric = %(metric)s
-                 AND day >= (%(start)s AT TIME ZONE %(tz)s)::date
-                 AND day < (%(end)s AT TIME ZONE %(tz)s)::date
-               GROUP BY 1 ORDER BY 1""",
-            {"tz": TIME_ZONE, "devices": devices, "metric": metric, "start": start, "end": end})
-    elif width == timedelta(hours=1):
-        cur = await conn.execute(
-            """SELECT bucket, min(min), max(max), sum(sum) / sum(count), sum(count)
-               FROM readings_hourly
-               WHERE device_id = ANY(%s) AND metric = %s AND bucket >= %s AND bucket < %s
-               GROUP BY 1 ORDER BY 1""", (devices, metric, start, end))
+                        start: datetime, end: datetime, width: timedelta,
+                        source: str | None = None) -> tuple[list[dict], Span, str]:
+    """Buckets of ``width`` over the whole buckets [start, end) touches, of
+    all ``devices`` together; returns the points, the span they cover and
+    the source answered from. ``source``: RAW to compute from the readings
+    whatever the width (the reference the rollups must equal); default:
+    :func:`source_of`, or RAW where the rollups are not maintained."""
+    check_range(start, end, width)
+    s = span(start, end, width)
+    if source is None:
+        source = source_of(width) if await rollups_maintained(conn) else RAW
+    days = width % _DAY == timedelta(0)
+    params = {"devices": devices, "metric": metric, "width": width, "origin": ORIGIN,
+              "tz": TIME_ZONE, "first_t": s.first, "end_t": s.end,
+              "first": s.first.astimezone(TZ).date(), "end": s.end.astimezone(TZ).date(),
+              "n": width // _DAY}
+    if days:
+        query = _DAILY_ROLLUP if source == DAILY else _DAILY_RAW
+    elif source == HOURLY:
+        query = _HOURLY_ROLLUP
     else:
-        cur = await conn.execute(
-            """SELECT time_bucket(%s, time, %s) AS t, min(value), max(value),
-                      avg(value), count(*)
-               FROM readings
-               WHERE device_id = ANY(%s) AND metric = %s AND time >= %s AND time < %s
-               GROUP BY 1 ORDER BY 1""", (width, TIME_ZONE, devices, metric, start, end))
-    return [{"t": iso(t), "min": lo, "max": hi, "avg": avg, "count": int(n)}
-            for t, lo, hi, avg, n in await cur.fetchall()]
+        query = _BUCKETS_RAW
+    cur = await conn.execute(query, params)
+    points = []
+    for b, lo, hi, total, n in await cur.fetchall():
+        t = datetime.combine(b, datetime.min.time(), TZ) if isinstance(b, date) and not \
+            isinstance(b, datetime) else b
+        points.append({"t": iso(t), "min": lo, "max": hi, "avg": total / n, "count": int(n)})
+    return points, s, source
