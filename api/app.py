@@ -10,9 +10,8 @@ from fastapi.responses import JSONResponse
 from psycopg import OperationalError
 from psycopg_pool import PoolTimeout
 
-from agri.api import middleware
 from agri.api.pools import Databases
-from agri.api.routes import advisories, devices, fields, groups, health, me, observations, readings
+from agri.api.routes import devices, fields, health, me, readings
 from agri.settings import Settings, load
 
 logger = logging.getLogger(__name__)
@@ -30,14 +29,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.databases = databases
         app.state.settings = settings
         try:
-            async with middleware.running(app, settings, databases):
-                yield
+            yield
         finally:
             await databases.close()
 
     app = FastAPI(title="agri platform API", version="1", lifespan=lifespan)
-    # Latency, access log, security headers, no 500 for bad input (api/middleware.py).
-    middleware.install(app)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeout)
@@ -51,7 +47,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fields.router)
     app.include_router(devices.router)
     app.include_router(me.router)
-    app.include_router(advisories.router)
-    app.include_router(groups.router)
-    app.include_router(observations.router)
     return app
