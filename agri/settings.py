@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     # API.
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65_535)
+    access_log_days: int = Field(default=90, ge=1,
+                                 description="days the API keeps its access log")
+    public_url: str | None = Field(
+        default=None, pattern=r"^https?://[^/\s]+(/\S*)?$",
+        description="the address people open the pages at (sign-in links and QR codes); "
+                    "default http://API_HOST:API_PORT")
+    max_upload_mb: int = Field(default=2048, ge=1,
+                               description="largest image upload (POST /api/v1/flights), MB")
     raw_retention_days: int | None = Field(default=None, ge=1,
                                            description="drop raw readings older than this")
     compress_after_days: float | None = Field(
@@ -64,6 +72,12 @@ class Settings(BaseSettings):
                 f"must be more than AGRI_MAX_AGE_DAYS ({max_age:g}), the oldest reading "
                 f"ingest accepts: ingest cannot write into compressed chunks")
         return value
+
+    @property
+    def site_url(self) -> str:
+        """Where people reach the pages: AGRI_PUBLIC_URL, else the API's own
+        address (never the Host header a request names)."""
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @cached_property
     def stack_file(self) -> Path:

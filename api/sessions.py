@@ -27,6 +27,7 @@ from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
 
+import segno
 from fastapi import Depends, Form, HTTPException, Request
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
@@ -278,6 +279,11 @@ async def create_sign_in_link(conn: AsyncConnection, maker: User, farmer: str) -
         "VALUES (%s, %s, %s, now() + %s)",
         (_digest(token), farmer, maker.name, timedelta(hours=LINK_HOURS)))
     return token
+
+
+def qr_svg(url: str) -> str:
+    """The link as an inline SVG QR code, big enough to scan from paper."""
+    return segno.make(url, error="m").svg_inline(scale=6, title="QR")
 
 
 async def link_is_live(conn: AsyncConnection, token: str) -> bool:
