@@ -220,13 +220,21 @@ def cmd_users_password(args, settings) -> int:
 
 
 def cmd_fields_import(args, settings) -> int:
-    from agri.api.field_registry import import_fields, parse_features
+    from agri.api.field_registry import import_fields
+    from agri.api.fude_polygons import parse_upload
 
-    rows = parse_features(orjson.loads(Path(args.file).read_bytes()))
+    assign = Path(args.assign).read_bytes() if args.assign else None
+    parsed = parse_upload(Path(args.file).read_bytes(), assign, args.format)
+    rows = parsed.rows
     with _db(settings) as conn:
         count, created = import_fields(conn, rows, create_owners=args.create_owners)
     years = ", ".join(str(y) for y in sorted({r["transplanted_on"].year for r in rows}))
     print(f"imported {count} fields (season {years})")
+    if parsed.report["format"] == "fude":
+        r = parsed.report
+        print(f"field polygons: {r['polygons']} in the file, {r['paddies']} paddies; not "
+              f"imported: {r['paddies_not_assigned']} paddies the CSV does not assign, "
+              f"{r['assigned_not_paddy']} assigned polygons that are not paddies")
     for owner, token in created.items():
         print(f"created farmer {owner}: API token {token}")
     return 0
@@ -322,8 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fields", help="manage fields")
     fsub = p.add_subparsers(dest="action", required=True)
-    a = fsub.add_parser("import", help="import fields from a GeoJSON FeatureCollection")
+    a = fsub.add_parser("import", help="import fields from a GeoJSON FeatureCollection: the "
+                        "platform's own, or field polygons (筆ポリゴン) with --assign")
     a.add_argument("file")
+    a.add_argument("--assign", metavar="FILE.csv", help="for field polygons: the CSV that assigns "
+                   "owner, cultivar and transplanting date to polygons by polygon_uuid")
+    a.add_argument("--format", choices=["auto", "platform", "fude"], default="auto",
+                   help="the file's format (default: recognised by its properties)")
     a.add_argument("--create-owners", action="store_true",
                    help="create missing owners as farmers and print their tokens")
     a.set_defaults(func=cmd_fields_import)

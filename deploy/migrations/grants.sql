@@ -87,3 +87,8 @@ GRANT INSERT, UPDATE, DELETE ON observations TO agri_api;
 GRANT USAGE ON SEQUENCE advisories_id_seq, field_groups_id_seq, advisory_publications_id_seq,
     advisory_history_id_seq, observations_id_seq TO agri_api;
 GRANT SELECT ON field_groups, field_group_members, advisory_publications TO agri_analytics;
+
+-- Field import (api/routes/field_import.py): admins and officers import
+-- fields (the platform's GeoJSON or the Ministry's field polygons) and their
+-- seasons through the API; it creates no users.
+GRANT INSERT, UPDATE ON fields, field_seasons TO agri_api;
