@@ -12,6 +12,7 @@ from psycopg_pool import PoolTimeout
 
 from agri.api.pools import Databases
 from agri.api.routes import devices, fields, health, me, readings
+from agri.api.routes import kpis, open_data
 from agri.api.routes.field_import import router as field_import_router
 from agri.settings import Settings, load
 
@@ -49,4 +50,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(field_import_router)
     app.include_router(devices.router)
     app.include_router(me.router)
+    app.include_router(kpis.router)
+    app.include_router(open_data.router)
     return app

@@ -92,3 +92,7 @@ GRANT SELECT ON field_groups, field_group_members, advisory_publications TO agri
 -- fields (the platform's GeoJSON or the Ministry's field polygons) and their
 -- seasons through the API; it creates no users.
 GRANT INSERT, UPDATE ON fields, field_seasons TO agri_api;
+
+-- Field diary (api/web/diary_store.py): the pages add entries and read them.
+GRANT SELECT, INSERT ON field_diary TO agri_api;
+GRANT USAGE ON SEQUENCE field_diary_id_seq TO agri_api;

@@ -1,0 +1,74 @@
+"""Error pages: a page (not a JSON API) path that fails gets a page in the
+reader's language saying what to do; the JSON API keeps its ``{"detail"}``.
+
+An error's ``detail`` that is a message id of the catalogue (i18n.py) is
+shown as that message; any other detail gets its status's general message.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from agri.api.web import i18n
+from agri.api.web.render import render
+
+# Paths that are not pages: their errors stay as their own handlers make them.
+NOT_PAGES = ("/api/", "/healthz", "/metrics", "/openapi.json", "/docs", "/redoc", "/static/")
+GENERAL = {400: "error.400", 403: "error.403", 404: "error.404", 500: "error.500",
+           503: "error.503"}
+
+
+def is_page(request: Request) -> bool:
+    return not request.url.path.startswith(NOT_PAGES)
+
+
+def _message(lang: str, status: int, detail: object) -> str:
+    if isinstance(detail, str) and detail in i18n.MESSAGES[lang]:
+        return i18n.gettext(lang, detail, mb=_photo_mb())
+    key = GENERAL.get(status) or ("error.500" if status >= 500 else "error.400")
+    return i18n.gettext(lang, key)
+
+
+def _photo_mb() -> int:
+    from agri.api.web.photos import MAX_PHOTO_MB
+
+    return MAX_PHOTO_MB
+
+
+def error_page(request: Request, status: int, detail: object = None, headers=None):
+    lang = i18n.choose(request)
+    response = render(request, "error.html", {
+        "user": None, "status": status, "message": _message(lang, status, detail)},
+        data_time=None, status=status)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException):
+    if not is_page(request) or exc.status_code < 400:
+        return await http_exception_handler(request, exc)
+    return error_page(request, exc.status_code, exc.detail, exc.headers)
+
+
+async def _invalid(request: Request, exc: RequestValidationError):
+    if not is_page(request):
+        return await request_validation_exception_handler(request, exc)
+    return error_page(request, 400)
+
+
+async def _crash(request: Request, exc: Exception):
+    """A page that failed gets the error page; anything else is left to the
+    outer middleware (api/middleware.py: logged, a JSON 500)."""
+    if not is_page(request):
+        raise exc
+    return error_page(request, 500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(Exception, _crash)

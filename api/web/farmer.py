@@ -1,0 +1,67 @@
+"""The farmer's pages: the list of their fields and one field's page."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from agri.api.deps import Conn, SettingsDep
+from agri.api.field_registry import FIELD_ID_RE
+from agri.api.queries import access
+from agri.api.sessions import PageUser
+from agri.api.web import colours, field_data, i18n
+from agri.api.web.render import render
+from agri.api.web.svg_charts import time_series
+
+router = APIRouter(include_in_schema=False)
+
+FieldCursor = Annotated[str | None, Query(max_length=64, pattern=FIELD_ID_RE.pattern)]
+
+
+async def field_or_404(conn, user, field_id: str, *, to_change: bool = False):
+    """access.visible_field's row, or the 404 page (bad ids included)."""
+    row = (await access.visible_field(conn, user, field_id, to_change=to_change)
+           if FIELD_ID_RE.fullmatch(field_id) else None)
+    if row is None:
+        raise HTTPException(404, f"no field {field_id[:64]!r}")
+    return row
+
+
+@router.get("/fields")
+async def my_fields(request: Request, conn: Conn, user: PageUser, settings: SettingsDep,
+                    after: FieldCursor = None):
+    cards, more = await field_data.my_fields(conn, user, after=after,
+                                             max_future_s=settings.max_future_s)
+    lang = i18n.choose(request, user.language)
+    first_dry = next((c for c in cards if c.water_state == "below"), None)
+    return render(request, "fields.html", {
+        "user": user, "cards": cards, "more": more, "first_dry": first_dry,
+        "swatches": {c: colours.status(c, lang) for c in colours.STATUS},
+        "legend": colours.status_legend(lang),
+    }, data_time=field_data.newest(c.level_at for c in cards))
+
+
+@router.get("/fields/{field_id}")
+async def field_page(request: Request, field_id: str, conn: Conn, user: PageUser,
+                     settings: SettingsDep):
+    row = await field_or_404(conn, user, field_id)
+    data = await field_data.field_page(conn, user, row, max_future_s=settings.max_future_s)
+    lang = i18n.choose(request, user.language)
+    t = i18n.MESSAGES[lang]
+    charts = {
+        "level": time_series(data["level"], title=t["field.chart_level"], unit="cm", lang=lang,
+                             start=data["chart_start"], end=data["chart_end"],
+                             band=data["bands"]),
+        "temp": time_series(data["temp"], title=t["field.chart_temp"], unit="°C", lang=lang,
+                            start=data["chart_start"], end=data["chart_end"]),
+    }
+    owner = row[2] == user.name
+    may_write = owner or (user.role != "farmer" and await access.visible_field(
+        conn, user, row[0], to_change=True) is not None)
+    status = data["status"]
+    return render(request, "field.html", {
+        "user": user, **data, "charts": charts, "owner": owner, "may_write": may_write,
+        "swatch": colours.status(status.colour, lang) if status else None,
+        "cm": field_data.cm, "map_url": None,
+    }, data_time=data["data_time"])
