@@ -1,11 +1,16 @@
-"""/healthz: stale ingest workers are named, database errors are not shown."""
+"""/healthz judges the database, the broker and the ingest workers: stale
+workers are named, database errors are not shown, a broker that is away is a
+503 naming the broker."""
 
 from __future__ import annotations
 
 import httpx
 import psycopg
+import pytest
 
+from agri.api.broker_probe import CACHE_S
 from agri.api.routes.health import STALE_AFTER_S
+from tests.fix_stack import api_server, own_platform, wait_for
 
 
 def test_a_worker_silent_for_over_a_minute_is_stale(platform, api):
@@ -15,15 +20,21 @@ def test_a_worker_silent_for_over_a_minute_is_stale(platform, api):
                      "('health-dead', now() - interval '2 minutes', '{}'), "
                      "('health-retired', now() - interval '2 hours', '{\"retired\": 1}')")
     try:
-        body = httpx.get(f"{api}/healthz").json()
+        r = httpx.get(f"{api}/healthz")
     finally:
         with psycopg.connect(platform.db_url) as conn:
             conn.execute("DELETE FROM ingest_stats WHERE worker LIKE 'health-%%'")
-    assert body["status"] == "stale"
+    body = r.json()
+    assert r.status_code == 503
+    assert body["status"] == "stale" and body["failed"] == ["ingest"]
+    assert body["database"] == "ok" and body["broker"] == "ok"
     assert list(body["stale_workers"]) == ["health-dead"]
     assert STALE_AFTER_S < body["stale_workers"]["health-dead"]["last_report_s"] < 600
     assert body["ingest_workers"]["health-retired"]["state"] == "retired"
-    assert "health-dead" not in httpx.get(f"{api}/healthz").json()["stale_workers"]
+    again = httpx.get(f"{api}/healthz")
+    assert again.status_code == 200, again.text
+    assert "health-dead" not in again.json()["stale_workers"]
+    assert again.json()["failed"] == [] and again.json()["status"] == "ok"
 
 
 def test_health_shows_no_database_error_text(platform, api):
@@ -35,6 +46,44 @@ def test_health_shows_no_database_error_text(platform, api):
         with psycopg.connect(platform.db_url) as conn:
             conn.execute("ALTER TABLE ingest_stats_away RENAME TO ingest_stats")
     assert r.status_code == 503
-    assert r.json() == {"status": "error", "database": "database unavailable"}
+    body = r.json()
+    assert body["status"] == "error" and body["failed"] == ["database"]
+    assert body["database"] == "database unavailable"
     assert "ingest_stats" not in r.text and "relation" not in r.text
     assert httpx.get(f"{api}/healthz").status_code == 200
+
+
+def test_metrics_still_answer_when_the_ingest_counters_cannot_be_read(platform, api):
+    with psycopg.connect(platform.db_url) as conn:
+        conn.execute("ALTER TABLE ingest_stats RENAME TO ingest_stats_gone")
+    try:
+        r = httpx.get(f"{api}/metrics")
+    finally:
+        with psycopg.connect(platform.db_url) as conn:
+            conn.execute("ALTER TABLE ingest_stats_gone RENAME TO ingest_stats")
+    assert r.status_code == 200
+    assert "agri_ingest_stats_up 0.0" in r.text
+    assert "agri_http_request_duration_seconds_bucket" in r.text
+    assert "agri_ingest_stats_up 1.0" in httpx.get(f"{api}/metrics").text
+
+
+@pytest.mark.fault
+def test_a_broker_that_is_away_is_named_and_back_when_it_is():
+    """The API of this stack has no broker account: the probe's anonymous
+    CONNECT is refused ("not authorised"), which shows the broker up; with
+    the broker stopped, /healthz is a 503 naming it."""
+    with own_platform("agri-test-health-") as p, api_server(p) as base:
+        body = httpx.get(f"{base}/healthz").json()
+        assert body["broker"] == "ok" and body["failed"] == []
+        p.stack.mosquitto.stop()
+
+        def broker_failed() -> dict | None:
+            r = httpx.get(f"{base}/healthz", timeout=10)
+            return r.json() if r.status_code == 503 else None
+
+        down = wait_for(broker_failed, timeout=CACHE_S + 10, what="/healthz to name the broker")
+        assert down["failed"] == ["broker"] and down["status"] == "error"
+        assert "unreachable" in down["broker"] and down["database"] == "ok"
+        p.stack.restart(p.stack.mosquitto)
+        wait_for(lambda: httpx.get(f"{base}/healthz", timeout=10).status_code == 200,
+                 timeout=CACHE_S + 10, what="/healthz to see the broker back")
