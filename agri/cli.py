@@ -219,6 +219,23 @@ def cmd_users_password(args, settings) -> int:
     return 0
 
 
+def cmd_access_log(args, settings) -> int:
+    from agri.api.access_log import RECENT_SQL
+
+    with _db(settings) as conn:
+        rows = conn.execute(RECENT_SQL, {"user": args.user, "limit": args.limit}).fetchall()
+    keys = ("time", "user", "client", "method", "path", "status", "duration_ms")
+    for row in rows:
+        item = dict(zip(keys, row, strict=True))
+        if args.json:
+            _print_json(item | {"time": item["time"].isoformat()})
+        else:
+            print(f"{item['time']:%Y-%m-%d %H:%M:%S%z} {item['user'] or '-'} {item['client']} "
+                  f"{item['method']} {item['path']} {item['status']} "
+                  f"{item['duration_ms']:.1f} ms")
+    return 0
+
+
 def cmd_fields_import(args, settings) -> int:
     from agri.api.field_registry import import_fields
     from agri.api.fude_polygons import parse_upload
@@ -327,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("name")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_users_password)
+
+    p = sub.add_parser("access-log", help="the API's latest requests, newest first")
+    p.add_argument("--user", help="only this user's requests")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.set_defaults(func=cmd_access_log)
 
     p = sub.add_parser("fields", help="manage fields")
     fsub = p.add_subparsers(dest="action", required=True)

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from psycopg import OperationalError
 from psycopg_pool import PoolTimeout
 
+from agri.api import middleware
 from agri.api.pools import Databases
 from agri.api.routes import devices, fields, health, me, readings
 from agri.api.routes import kpis, open_data
@@ -31,11 +32,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.databases = databases
         app.state.settings = settings
         try:
-            yield
+            async with middleware.running(app, settings, databases):
+                yield
         finally:
             await databases.close()
 
     app = FastAPI(title="agri platform API", version="1", lifespan=lifespan)
+    # Latency, access log, security headers, no 500 for bad input (api/middleware.py).
+    middleware.install(app)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeout)
