@@ -114,7 +114,7 @@ async def field_statuses(conn: AsyncConnection, user: User, field_ids: list[str]
         f"AND d.revoked_at IS NULL AND {access.DEVICE_VISIBLE} ORDER BY d.id",
         {"ids": visible, **scope})
     devices = [(d, p, f) for d, p, f in await cur.fetchall() if PROFILES[p].metrics]
-    # Freshness from the metric each device reports most often; and its battery.
+    # Freshness from the metric each device reports most often, and its battery.
     pairs = []
     for d, p, _ in devices:
         intervals = PROFILES[p].intervals_s
@@ -145,14 +145,15 @@ async def field_statuses(conn: AsyncConnection, user: User, field_ids: list[str]
     for d, p, f in devices:
         count[f] += 1
         intervals = PROFILES[p].intervals_s
-        metric = min(intervals, key=intervals.__getitem__)
-        seen = found.get((d, metric))
-        if seen is None:
+        heard_at = [found[k][0] for k in ((d, m) for m in intervals) if k in found]
+        if not heard_at:
             continue
-        age = max(0.0, (now - seen[0]).total_seconds())
-        if newest[f] is None or seen[0] > newest[f]:
-            newest[f] = seen[0]
-        state = conditions.status(age, intervals[metric])
+        seen = max(heard_at)
+        age = max(0.0, (now - seen).total_seconds())
+        if newest[f] is None or seen > newest[f]:
+            newest[f] = seen
+        # Last heard (any metric probed) against the shortest interval it reports at.
+        state = conditions.status(age, min(intervals.values()))
         if state == "ok":
             heard[f] = True
         elif state == "stale":

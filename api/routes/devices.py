@@ -74,9 +74,8 @@ async def _items(conn, rows, *, max_future_s: float) -> list[dict]:
         elif last is None:
             state = "never"
         else:
-            # Heard within the expected interval of any metric it reports.
-            state = min((conditions.status(max(0.0, (now - t).total_seconds()), intervals[m])
-                         for t, m in seen), key=("ok", "stale", "offline").index)
+            # Last heard (any metric) against the shortest interval it reports at.
+            state = conditions.status(age, min(intervals.values()))
         battery = found.get((device_id, "battery"))
         out.append({
             "id": device_id, "profile": profile, "field": field_id, "owner": owner,
