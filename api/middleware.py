@@ -7,7 +7,9 @@
    elsewhere (images also from the GSI tile server, the optional basemap).
 3. ``SafeErrors``: a NUL byte in the path or query is a 400 before any
    route sees it; an error no route handled is logged with its traceback
-   and answered with a JSON 500 that shows nothing of the inside.
+   and answered by the app's handler for Exception when it has one that
+   answers (the pages' error page), else with a JSON 500 that shows
+   nothing of the inside.
 
 Besides: a value the database refuses as invalid (psycopg ``DataError``:
 out of range, malformed, a NUL byte in a body) is a 422, while a database
@@ -18,6 +20,7 @@ header a client sends), it answers 404.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -26,7 +29,7 @@ from datetime import UTC, datetime
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from psycopg import DataError, errors
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -157,13 +160,31 @@ class SafeErrors:
 
         try:
             await self.app(scope, receive, tracked_send)
-        except Exception:
+        except Exception as exc:
             logger.exception("unhandled error answering %s %s", scope["method"],
                              loggable_path(scope["path"]))
             if started:
                 raise  # too late for an answer: the server ends the connection
+            response = await _handled(scope, receive, exc)
+            if response is not None:
+                await response(scope, receive, send)
+                return
             for message in _json(500, INTERNAL_DETAIL):
                 await send(message)
+
+
+async def _handled(scope: Scope, receive: Receive, exc: Exception) -> Response | None:
+    """The answer of a handler the app registered for Exception (the pages'
+    error page), or None when there is none or it raised (the JSON 500)."""
+    app = scope.get("app")
+    handler = getattr(app, "exception_handlers", {}).get(Exception)
+    if handler is None:
+        return None
+    try:
+        response = handler(Request(scope, receive), exc)
+        return await response if inspect.isawaitable(response) else response
+    except Exception:  # it declined, or failed: the JSON 500 answers
+        return None
 
 
 def _data_error_detail(exc: DataError) -> str:

@@ -217,32 +217,40 @@ def _serve(app: FastAPI, check: Callable) -> None:
 def test_values_the_database_refuses_are_422_and_errors_a_plain_500(platform, caplog):
     app = create_app(_settings(platform))
 
-    @app.get("/test-only/cast")
+    @app.get("/api/v1/test-only/cast")
     async def cast(request: Request, value: str):
         async with request.app.state.databases.connection(read=True) as conn:
             return (await (await conn.execute("SELECT %s::smallint", (value,))).fetchone())[0]
 
-    @app.post("/test-only/text")
+    @app.post("/api/v1/test-only/text")
     async def text(request: Request, body: dict):
         async with request.app.state.databases.connection(read=True) as conn:
             return (await (await conn.execute("SELECT %s::text", (body["note"],))).fetchone())[0]
 
-    @app.get("/test-only/fail")
+    @app.get("/api/v1/test-only/fail")
     async def fail():
         raise RuntimeError("secret internals")
 
+    @app.get("/test-only-page/fail")
+    async def page_fail():
+        raise RuntimeError("secret internals of a page")
+
     async def check(client: httpx.AsyncClient) -> None:
-        assert (await client.get("/test-only/cast", params={"value": "12"})).json() == 12
+        assert (await client.get("/api/v1/test-only/cast", params={"value": "12"})).json() == 12
         for value in ("99999", "twelve", "a\x00b"):
-            r = await client.get("/test-only/cast", params={"value": value})
+            r = await client.get("/api/v1/test-only/cast", params={"value": value})
             assert r.status_code in (400, 422) and r.json()["detail"], r.text
-        r = await client.post("/test-only/text", json={"note": "rice\u0000"})
+        r = await client.post("/api/v1/test-only/text", json={"note": "rice\u0000"})
         assert r.status_code == 422 and "NUL" in r.json()["detail"], r.text
-        assert (await client.post("/test-only/text", json={"note": "rice"})).json() == "rice"
+        assert (await client.post("/api/v1/test-only/text", json={"note": "rice"})).json() == "rice"
         with caplog.at_level(logging.ERROR, logger="agri.api.middleware"):
-            r = await client.get("/test-only/fail")
+            r = await client.get("/api/v1/test-only/fail")
         assert r.status_code == 500 and r.json() == {"detail": INTERNAL_DETAIL}
         assert "secret" not in r.text and r.headers["x-frame-options"] == "DENY"
+        # A page's error may be the pages' error page; never the internals.
+        r = await client.get("/test-only-page/fail")
+        assert r.status_code == 500 and "secret" not in r.text
+        assert r.headers["content-security-policy"] == CSP
 
     _serve(app, check)
     assert "RuntimeError: secret internals" in caplog.text  # the traceback, for the operator
