@@ -50,7 +50,7 @@ _CATALOGUE_EXAMPLE = {
 async def catalogue(conn: Conn, settings: SettingsDep):
     """The catalogue (DCAT, JSON-LD) of the published datasets, with their
     licence (公共データ利用規約 第1.0版) and attribution (出典). No account needed."""
-    body = await open_data.catalogue(conn, settings.site_url())
+    body = await open_data.catalogue(conn, settings.site_url)
     return Response(orjson.dumps(body), media_type="application/ld+json",
                     headers={"Cache-Control": CACHE,
                              "Link": f'<{open_data.LICENSE_URL}>; rel="license"'})
@@ -124,7 +124,7 @@ async def download(dataset: str, fmt: Literal["csv", "json", "geojson"], conn: C
         items = await open_data.rows(conn, dataset, start, end)
     except open_data.OpenDataError as exc:
         raise HTTPException(422, str(exc)) from None
-    catalogue_url = f"{settings.site_url()}/api/v1/open-data"
+    catalogue_url = f"{settings.site_url}/api/v1/open-data"
     headers = {"Cache-Control": CACHE,
                "Link": f'<{open_data.LICENSE_URL}>; rel="license", '
                        f'<{catalogue_url}>; rel="describedby"',
