@@ -180,6 +180,10 @@ def test_officer_sees_only_their_region(api, people, register):
     assert r.status_code == 403 and "region" in r.json()["detail"]
     r = _post(api, people["kpi-officer-none"], INITIATIVE)
     assert r.status_code == 403
+    r = _post(api, people["kpi-officer-a"], {**INITIATIVE, "municipality": "弘前市"})
+    assert r.status_code == 403
+    r = _post(api, people["kpi-planner"], {**INITIATIVE, "municipality": "Atlantis"})
+    assert r.status_code == 422 and "unknown municipality" in r.json()["detail"]
 
 
 def test_farmers_and_developers_may_not(api, people):
@@ -212,6 +216,15 @@ def test_csv_opens_in_japanese_excel(api, people, register):
         expected["2026", TOWN_A, "IoT関連試作品の数", "水田水位・水温センサー",
                  "プラットフォーム観測"] = ("1", "")
     assert got == expected
+    # Japanese names in, the platform's name stored, the Japanese one in the CSV
+    r = _post(api, people["kpi-planner"], {**INITIATIVE, "municipality": "弘前市",
+                                           "kind": "other", "started_on": "2019-06-01"})
+    assert r.status_code == 201 and r.json()["municipality"] == "Hirosaki", r.text
+    old = httpx.get(api + "/api/v1/kpis.csv", headers=_h(people["kpi-planner"]),
+                    params={"municipality": "Hirosaki", "year": 2019})
+    rows = list(csv.reader(io.StringIO(old.content.decode("utf-8-sig"), newline="")))
+    assert ["2019", "弘前市", "「農業×Tech：アグリテック」の取組数", "その他", "登録簿", "1",
+            ""] in rows
     calendar = httpx.get(api + "/api/v1/kpis.csv", headers=_h(people["kpi-planner"]),
                          params={"year_basis": "calendar", "municipality": TOWN_A})
     assert calendar.content.decode("utf-8-sig").startswith("年,市町村,")

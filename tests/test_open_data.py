@@ -158,7 +158,8 @@ def test_field_conditions_suppress_cells_of_fewer_than_3_farms(api, published):
     cells = {(i["day"], i["municipality"]): i for i in items
              if i["metric"] == "water_temp" and i["municipality"] in (TWO, THREE)}
     assert cells[(DAY, THREE)] == {
-        "day": DAY, "municipality": THREE, "metric": "water_temp", "unit": "Cel",
+        "day": DAY, "municipality": THREE, "municipality_code": None,
+        "municipality_ja": THREE, "metric": "water_temp", "unit": "Cel",
         "mean": 23.25, "min": 19.0, "max": 26.0, "farms": 3, "fields": 3,
         "suppressed": False}
     for key in ((DAY, TWO), ("2026-07-02", THREE)):  # 2 farms (3 fields), 2 farms
@@ -197,7 +198,8 @@ def test_harvest_forecast_by_area(api, published):
                       end="2026-12-31").json()["items"]
     cells = {i["municipality"]: i for i in items if i["municipality"] in (TWO, THREE)}
     assert cells[THREE] == {
-        "year": 2026, "municipality": THREE, "forecast_as_of": "2026-08-20",
+        "year": 2026, "municipality": THREE, "municipality_code": None,
+        "municipality_ja": THREE, "forecast_as_of": "2026-08-20",
         "earliest_opening": "2026-09-10", "median_opening": "2026-09-12",
         "latest_opening": "2026-09-15", "median_closing": "2026-09-22",
         "farms": 3, "fields": 3, "suppressed": False}

@@ -34,7 +34,7 @@ from psycopg.rows import dict_row
 
 from agri.api.accounts import Role, User
 from agri.api.queries import access
-from agri.api.queries.open_data import DATASETS, safe_text
+from agri.api.queries.open_data import DATASETS, municipality_names, safe_text
 
 YearBasis = Literal["fiscal", "calendar"]
 
@@ -179,6 +179,7 @@ async def counts(conn: AsyncConnection, user: User, year_basis: YearBasis = "fis
                 ja, en, source = INDICATORS[indicator]
                 rows.append({
                     "year": r["year"], "municipality": r["municipality"],
+                    "municipality_ja": municipality_names(r["municipality"])[1],
                     "indicator": indicator, "indicator_ja": ja, "source": source,
                     "kind": r["kind"], "kind_ja": _kind_label(indicator, r["kind"]),
                     "count": r["count"],
@@ -211,6 +212,7 @@ def _side_by_side(rows: list[dict]) -> list[dict]:
             continue
         s = out.setdefault((r["year"], r["municipality"]), {
             "year": r["year"], "municipality": r["municipality"],
+            "municipality_ja": r["municipality_ja"],
             "register": {"agritech_initiatives": 0},
             "observed": {"iot_prototypes": 0, "fields_with_sensors": 0, "drone_flights": 0,
                          "sprayed_area_ha": 0.0}})
@@ -223,7 +225,7 @@ def _side_by_side(rows: list[dict]) -> list[dict]:
 
 def _municipality_label(row: dict) -> str:
     if row["municipality"] is not None:
-        return safe_text(row["municipality"])
+        return safe_text(row["municipality_ja"])
     return "県全体" if row["indicator"] in PREFECTURE_WIDE else "（市町村未設定）"
 
 
@@ -256,7 +258,9 @@ def _initiative(r: dict) -> dict:
     return {"id": r["id"], "name": r["name"], "kind": r["kind"],
             "kind_ja": INITIATIVE_KINDS[r["kind"]][0] if r["kind"] in INITIATIVE_KINDS
             else r["kind"],
-            "municipality": r["municipality"], "started_on": _iso(r["started_on"]),
+            "municipality": r["municipality"],
+            "municipality_ja": municipality_names(r["municipality"])[1],
+            "started_on": _iso(r["started_on"]),
             "status": r["status"], "evidence": r["evidence"],
             "recorded_by": r["recorded_by"], "recorded_at": _iso(r["recorded_at"]),
             "updated_by": r["updated_by"], "updated_at": _iso(r["updated_at"])}

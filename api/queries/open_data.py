@@ -31,6 +31,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from agri.api.accounts import Role, User
+from agri.api.municipalities import AOMORI
 from agri.api.queries import access
 from agri.devices.profiles import METRICS, PROFILES
 
@@ -59,8 +60,7 @@ class Dataset:
     name: str
     title: tuple[str, str]          # ja, en
     description: tuple[str, str]    # ja, en
-    keys: tuple[str, ...]           # the columns that place a row (CSV order)
-    columns: tuple[tuple[str, str], ...]  # (key, Japanese CSV header), all columns
+    columns: tuple[tuple[str, str], ...]  # (key, Japanese CSV header), in CSV order
 
 
 DATASETS: dict[str, Dataset] = {d.name: d for d in (
@@ -72,8 +72,8 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
          "Daily mean, minimum and maximum of paddy water level and temperature and of soil "
          "moisture, temperature and conductivity, per municipality; cells with fewer than "
          "3 farms are suppressed (empty)."),
-        ("day", "municipality", "metric"),
-        (("day", "日付"), ("municipality", "市町村"), ("metric", "項目"), ("unit", "単位"),
+        (("day", "日付"), ("municipality_code", "市町村コード"),
+         ("municipality_ja", "市町村"), ("metric", "項目"), ("unit", "単位"),
          ("mean", "平均"), ("min", "最小"), ("max", "最大"), ("farms", "農家数"),
          ("fields", "圃場数"), ("suppressed", "秘匿"))),
     Dataset(
@@ -84,8 +84,8 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
          "Daily mean, minimum and maximum (daily totals for precipitation and sunshine) of "
          "the weather stations on fields, per municipality; station ids and positions are "
          "not published."),
-        ("day", "municipality", "metric"),
-        (("day", "日付"), ("municipality", "市町村"), ("metric", "項目"), ("unit", "単位"),
+        (("day", "日付"), ("municipality_code", "市町村コード"),
+         ("municipality_ja", "市町村"), ("metric", "項目"), ("unit", "単位"),
          ("mean", "平均"), ("min", "最小"), ("max", "最大"), ("daily_total", "日合計"),
          ("stations", "観測装置数"))),
     Dataset(
@@ -96,12 +96,36 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
          "Earliest, median and latest predicted opening of the harvest window of the fields "
          "of each municipality, from each field's latest forecast; cells with fewer than 3 "
          "farms are suppressed (empty)."),
-        ("year", "municipality"),
-        (("year", "年"), ("municipality", "市町村"), ("forecast_as_of", "予測日"),
+        (("year", "年"), ("municipality_code", "市町村コード"),
+         ("municipality_ja", "市町村"), ("forecast_as_of", "予測日"),
          ("earliest_opening", "最早開始日"), ("median_opening", "中央開始日"),
          ("latest_opening", "最遅開始日"), ("median_closing", "中央終了日"),
          ("farms", "農家数"), ("fields", "圃場数"), ("suppressed", "秘匿"))),
 )}
+
+
+_BY_NAME = {m.name: m for m in AOMORI.values()}
+_BY_NAME_JA = {m.name_ja: m.name for m in AOMORI.values()}
+
+
+async def platform_municipality(conn: AsyncConnection, name: str) -> str | None:
+    """The platform's name of municipality ``name`` (its own name, or the
+    Japanese one of the table: 弘前市 is Hirosaki), or None when it is
+    neither in the table nor the municipality of any field."""
+    if name in _BY_NAME:
+        return name
+    if name in _BY_NAME_JA:
+        return _BY_NAME_JA[name]
+    cur = await conn.execute("SELECT 1 FROM fields WHERE municipality = %s LIMIT 1", (name,))
+    return name if await cur.fetchone() else None
+
+
+def municipality_names(name: str | None) -> tuple[str | None, str | None]:
+    """(local government code, Japanese name) of the municipality the
+    platform calls ``name``; a name the table does not know keeps no code
+    and itself as its Japanese name."""
+    known = _BY_NAME.get(name) if name is not None else None
+    return (known.code, known.name_ja) if known else (None, name)
 
 
 class OpenDataError(ValueError):
@@ -305,9 +329,14 @@ async def rows(conn: AsyncConnection, name: str, start: date, end: date) -> list
         found = await cur.fetchall()
     out = []
     for r in found:
-        item: dict = {}
+        code, name_ja = municipality_names(r["municipality"])
+        item: dict = {"municipality": r["municipality"]}
         for key, _header in DATASETS[name].columns:
-            if key == "unit":
+            if key == "municipality_code":
+                item[key] = code
+            elif key == "municipality_ja":
+                item[key] = name_ja
+            elif key == "unit":
                 item[key] = METRICS[r["metric"]].unit
             elif key == "suppressed":
                 item[key] = r["farms"] < MIN_FARMS
@@ -353,7 +382,7 @@ def csv_bytes(name: str, items: list[dict]) -> bytes:
 def _cell(key: str, value) -> str:
     if key == "suppressed":
         return "x" if value else ""
-    if key == "municipality":
+    if key == "municipality_ja":
         return safe_text(value)
     return "" if value is None else str(value)
 

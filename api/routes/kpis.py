@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agri.api.deps import Conn, CurrentUser, PrimaryConn
 from agri.api.pagination import MAX_CURSOR, Cursor, Limit, page
-from agri.api.queries import kpis
+from agri.api.queries import kpis, open_data
 
 router = APIRouter(prefix="/api/v1", tags=["kpis"])
 
@@ -22,7 +22,9 @@ TEXT = r"^[^\x00]*$"  # several lines
 Kind = Literal[tuple(kpis.INITIATIVE_KINDS)]  # type: ignore[valid-type]
 Status = Literal[kpis.INITIATIVE_STATUSES]  # type: ignore[valid-type]
 Municipality = Annotated[str, Field(min_length=1, max_length=100, pattern=LINE,
-                                    examples=["弘前市"])]
+                                    examples=["Hirosaki"],
+                                    description="the platform's name (Hirosaki) or the "
+                                                "Japanese one (弘前市)")]
 YearQ = Annotated[int | None, Query(ge=1900, le=2200, description="only this (fiscal) year")]
 MunicipalityQ = Annotated[str | None, Query(min_length=1, max_length=100, pattern=LINE,
                                             description="only this municipality")]
@@ -33,15 +35,17 @@ BasisQ = Annotated[kpis.YearBasis, Query(
 _KPI_EXAMPLE = {
     "year_basis": "fiscal", "year_label": "年度",
     "rows": [
-        {"year": 2026, "municipality": "弘前市", "indicator": "drone_flights",
+        {"year": 2026, "municipality": "Hirosaki", "municipality_ja": "弘前市",
+         "indicator": "drone_flights",
          "indicator_ja": "ドローン飛行数", "source": "observed", "kind": "spray",
          "kind_ja": "散布", "count": 12, "sprayed_area_ha": 3.84},
-        {"year": 2026, "municipality": "弘前市", "indicator": "agritech_initiatives",
+        {"year": 2026, "municipality": "Hirosaki", "municipality_ja": "弘前市",
+         "indicator": "agritech_initiatives",
          "indicator_ja": "「農業×Tech：アグリテック」の取組数", "source": "register",
          "kind": "drone", "kind_ja": "ドローン", "count": 2, "sprayed_area_ha": None}],
     "totals": [{"year": 2026, "indicator": "drone_flights", "indicator_ja": "ドローン飛行数",
                 "source": "observed", "count": 12, "sprayed_area_ha": 3.84}],
-    "side_by_side": [{"year": 2026, "municipality": "弘前市",
+    "side_by_side": [{"year": 2026, "municipality": "Hirosaki", "municipality_ja": "弘前市",
                       "register": {"agritech_initiatives": 2},
                       "observed": {"iot_prototypes": 0, "fields_with_sensors": 40,
                                    "drone_flights": 12, "sprayed_area_ha": 3.84}}]}
@@ -110,10 +114,19 @@ InitiativeId = Annotated[int, Path(ge=1, le=MAX_CURSOR)]
 
 _INITIATIVE_EXAMPLE = {
     "id": 7, "name": "ドローンによる農薬散布の実証", "kind": "drone", "kind_ja": "ドローン",
-    "municipality": "弘前市", "started_on": "2026-06-01", "status": "active",
+    "municipality": "Hirosaki", "municipality_ja": "弘前市", "started_on": "2026-06-01",
+    "status": "active",
     "evidence": "https://www.example.jp/news/drone-2026", "recorded_by": "sato",
     "recorded_at": "2026-06-02T09:12:00+09:00", "updated_by": "sato",
     "updated_at": "2026-06-02T09:12:00+09:00"}
+
+
+async def _municipality(conn, name: str) -> str:
+    found = await open_data.platform_municipality(conn, name)
+    if found is None:
+        raise HTTPException(422, f"unknown municipality {name[:100]!r}: use the platform's name "
+                                 f"(e.g. Hirosaki) or the Japanese one (弘前市)")
+    return found
 
 
 def _may_keep(user, municipality: str) -> None:
@@ -149,8 +162,10 @@ async def get_initiative(initiative_id: InitiativeId, conn: Conn, user: CurrentU
 async def add_initiative(body: NewInitiative, conn: PrimaryConn, user: CurrentUser):
     """Record an initiative (planners anywhere, officers in their region)."""
     kpis.require_keeper(user)
-    _may_keep(user, body.municipality)
-    return await kpis.add_initiative(conn, user, body.model_dump())
+    values = body.model_dump()
+    values["municipality"] = await _municipality(conn, body.municipality)
+    _may_keep(user, values["municipality"])
+    return await kpis.add_initiative(conn, user, values)
 
 
 @router.patch("/initiatives/{initiative_id}", responses={200: {"content": {
@@ -165,5 +180,6 @@ async def change_initiative(initiative_id: InitiativeId, body: InitiativeChange,
         if value is None:
             raise HTTPException(422, f"{key} cannot be emptied; leave it out to keep it")
     if "municipality" in changes:
+        changes["municipality"] = await _municipality(conn, changes["municipality"])
         _may_keep(user, changes["municipality"])
     return await kpis.change_initiative(conn, user, initiative_id, changes)
