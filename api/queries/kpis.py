@@ -29,12 +29,18 @@ import io
 from datetime import date
 from typing import Literal
 
+from fastapi import HTTPException
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from agri.api.accounts import Role, User
 from agri.api.queries import access
-from agri.api.queries.open_data import DATASETS, municipality_names, safe_text
+from agri.api.queries.open_data import (
+    DATASETS,
+    municipality_names,
+    platform_municipality,
+    safe_text,
+)
 
 YearBasis = Literal["fiscal", "calendar"]
 
@@ -307,9 +313,31 @@ async def initiative(conn: AsyncConnection, user: User, initiative_id: int) -> d
     return None if r is None else _initiative(r)
 
 
+async def _municipality(conn: AsyncConnection, user: User, name: str) -> str:
+    """The platform's name of ``name``; 422 when unknown, 403 when outside
+    the officer's region."""
+    found = await platform_municipality(conn, name)
+    if found is None:
+        raise HTTPException(422, f"unknown municipality {name[:100]!r}: use the platform's name "
+                                 f"(e.g. Hirosaki) or the Japanese one (弘前市)")
+    if not may_keep(user, found):
+        raise HTTPException(403, f"officers record initiatives of their own region "
+                                 f"({', '.join(user.regions) or 'none'}); ask the plan office "
+                                 f"to record one in {found!r}")
+    return found
+
+
+EDITABLE = ("name", "kind", "municipality", "started_on", "status", "evidence")
+
+
 async def add_initiative(conn: AsyncConnection, user: User, values: dict) -> dict:
-    """Record an initiative (``values``: name, kind, municipality, started_on,
-    status, evidence); who and when are the caller and now."""
+    """Record an initiative (``values``: the EDITABLE ones, checked for
+    type by the caller); who and when are the caller and now. 403 for a role
+    that keeps no register or a municipality outside an officer's region,
+    422 for an unknown municipality."""
+    require_keeper(user)
+    values = {k: values[k] for k in EDITABLE}
+    values["municipality"] = await _municipality(conn, user, values["municipality"])
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             f"INSERT INTO initiatives (name, kind, municipality, started_on, status, evidence, "
@@ -321,14 +349,21 @@ async def add_initiative(conn: AsyncConnection, user: User, values: dict) -> dic
 
 async def change_initiative(conn: AsyncConnection, user: User, initiative_id: int,
                             changes: dict) -> dict:
-    """Apply ``changes`` (a subset of the recorded values) to an initiative
-    the caller was allowed to see."""
-    allowed = ("name", "kind", "municipality", "started_on", "status", "evidence")
-    sets = ", ".join(f"{k} = %({k})s" for k in allowed if k in changes)
+    """Apply ``changes`` (some of the EDITABLE values; one left out stays) to
+    an initiative the user may see (404 otherwise; 422 for a value set to
+    None)."""
+    if await initiative(conn, user, initiative_id) is None:
+        raise HTTPException(404, f"no initiative {initiative_id}")
+    changes = {k: v for k, v in changes.items() if k in EDITABLE}
+    for key, value in changes.items():
+        if value is None:
+            raise HTTPException(422, f"{key} cannot be emptied; leave it out to keep it")
+    if "municipality" in changes:
+        changes["municipality"] = await _municipality(conn, user, changes["municipality"])
+    sets = "".join(f"{k} = %({k})s, " for k in changes)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            f"UPDATE initiatives SET {sets + ', ' if sets else ''}updated_by = %(user)s, "
-            f"updated_at = now() WHERE id = %(id)s RETURNING {_COLUMNS}",
-            {**{k: v for k, v in changes.items() if k in allowed}, "user": user.name,
-             "id": initiative_id})
+            f"UPDATE initiatives SET {sets}updated_by = %(user)s, updated_at = now() "
+            f"WHERE id = %(id)s RETURNING {_COLUMNS}",
+            {**changes, "user": user.name, "id": initiative_id})
         return _initiative(await cur.fetchone())
