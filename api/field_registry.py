@@ -53,9 +53,14 @@ def parse_features(data: dict) -> list[dict]:
     """Check a FeatureCollection of field polygons; returns rows to upsert."""
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise FieldImportError("expected a GeoJSON FeatureCollection")
+    features = data.get("features") or []
+    if not isinstance(features, list):
+        raise FieldImportError("features must be a list of GeoJSON Features")
     rows = []
-    for n, feature in enumerate(data.get("features") or []):
-        props = feature.get("properties") or {}
+    for n, feature in enumerate(features):
+        props = (feature.get("properties") if isinstance(feature, dict) else None) or {}
+        if not isinstance(props, dict):
+            raise FieldImportError(f"feature {n}: properties must be an object")
         where = f"feature {n} ({props.get('id', 'no id')})"
         missing = [k for k in REQUIRED if props.get(k) in (None, "")]
         if missing:
@@ -65,11 +70,12 @@ def parse_features(data: dict) -> list[dict]:
         if not FIELD_ID_RE.fullmatch(str(props["id"])):
             raise FieldImportError(f"{where}: id must be 1-64 letters, digits, _ or -")
         geometry = feature.get("geometry") or {}
-        if geometry.get("type") != "Polygon":
+        if not isinstance(geometry, dict) or geometry.get("type") != "Polygon":
             raise FieldImportError(f"{where}: geometry must be a Polygon")
         try:
             polygon = shape(geometry)
-        except (ValueError, TypeError, AttributeError) as exc:
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError,
+                shapely.errors.GEOSException) as exc:
             raise FieldImportError(f"{where}: bad polygon: {exc}") from None
         lon_min, lat_min, lon_max, lat_max = polygon.bounds
         if not (-180 <= lon_min <= lon_max <= 180 and -90 <= lat_min <= lat_max <= 90):
@@ -80,6 +86,8 @@ def parse_features(data: dict) -> list[dict]:
             planted = date.fromisoformat(str(props["transplanted_on"]))
         except ValueError:
             raise FieldImportError(f"{where}: transplanted_on must be an ISO date") from None
+        if not 1900 <= planted.year <= 2200:
+            raise FieldImportError(f"{where}: transplanted_on {planted} is not a season's date")
         rows.append({
             "id": str(props["id"]), "name": str(props["name"]), "owner": str(props["owner"]),
             "cultivar": str(props["cultivar"]), "transplanted_on": planted,

@@ -372,6 +372,8 @@ def parse_fude(data: dict, assigned: dict[str, Assignment]) -> ParsedImport:
     """Rows for the assigned paddies of a field-polygon file, and a report of
     what the file held: polygons, paddies, paddies not assigned, polygons the
     CSV assigns that are not paddies (not imported)."""
+    if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
+        raise FieldImportError("expected a GeoJSON FeatureCollection")
     features = data.get("features")
     if not isinstance(features, list) or not features:
         raise FieldImportError("the FeatureCollection has no features")

@@ -356,3 +356,26 @@ def test_api_hostile_input_is_a_clear_422_and_stores_nothing(api, platform, peop
     r = _post(api, token, HIROSAKI.read_bytes(), _read("hirosaki_assign.csv"), format="shp")
     assert r.status_code == 422
     assert platform.sql("SELECT count(*), max(updated_at) FROM fields") == before
+
+
+def test_api_takes_the_platforms_geojson_too(api, platform, people):
+    def own(field_id: str, municipality: str, **extra) -> bytes:
+        return orjson.dumps({"type": "FeatureCollection", "features": [{
+            "type": "Feature", "geometry": _hirosaki()["features"][2]["geometry"],
+            "properties": {"id": field_id, "name": "自分の田", "owner": "fude-farmer-x",
+                           "cultivar": "masshigura", "transplanted_on": "2026-05-21",
+                           "municipality": municipality, **extra}}]})
+
+    token = people["fude-officer-h"]
+    r = _post(api, token, own("fude-own-g", "Goshogawara"))
+    assert r.status_code == 403 and "field fude-own-g lies in Goshogawara" in r.json()["detail"]
+    r = _post(api, token, own("fude-own-h", "Hirosaki", name="bad\x00name"))
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    r = _post(api, token, own("fude-own-h", "Hirosaki", transplanted_on="0001-05-21"))
+    assert r.status_code == 422 and "season" in r.json()["detail"]
+    r = _post(api, token, own("fude-own-h", "Hirosaki"))
+    assert r.status_code == 200 and r.json() == {"imported": 1, "format": "platform",
+                                                 "features": 1}
+    assert platform.sql("SELECT owner, municipality, polygon_uuid FROM fields "
+                        "WHERE id IN ('fude-own-g', 'fude-own-h')") == [
+        ("fude-farmer-x", "Hirosaki", None)]

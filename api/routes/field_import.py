@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
+import psycopg
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from starlette.concurrency import run_in_threadpool
 
@@ -82,7 +83,7 @@ async def import_fields_route(
                                                  "own, or the Ministry's field polygons")],
     assign: Annotated[UploadFile | None, File(description=f"for field polygons: the CSV "
                                                           f"({CSV_HEADER})")] = None,
-    format: Annotated[Literal["auto", "platform", "fude"],  # noqa: A002 (the form field)
+    format: Annotated[Literal["auto", "platform", "fude"],
                       Form(description="default: recognised by the properties")] = "auto",
 ):
     """Import fields, all or nothing. Field polygons (筆ポリゴン): only the
@@ -100,5 +101,9 @@ async def import_fields_route(
             count = await import_fields_async(conn, rows)
     except FieldImportError as exc:
         raise HTTPException(422, str(exc)[:MAX_DETAIL]) from None
+    except psycopg.errors.IntegrityError as exc:  # another import of the same fields at once
+        logger.warning("field import by %s conflicted: %s", user.name, exc)
+        raise HTTPException(409, "another import changed these fields at the same time; "
+                                 "send the file again") from None
     logger.info("%s imported %d fields (%s)", user.name, count, parsed.report.get("format"))
     return {"imported": count, **parsed.report}
