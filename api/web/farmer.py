@@ -38,7 +38,7 @@ async def my_fields(request: Request, conn: Conn, user: PageUser, settings: Sett
     return render(request, "fields.html", {
         "user": user, "cards": cards, "more": more, "first_dry": first_dry,
         "swatches": {c: colours.status(c, lang) for c in colours.STATUS},
-        "legend": colours.status_legend(lang),
+        "status_legend": colours.status_legend(lang),
     }, data_time=field_data.newest(c.level_at for c in cards))
 
 

@@ -122,8 +122,8 @@ async def _points(conn, devices: list[str], metric: str, start: datetime, end: d
                   width: timedelta, scale: float = 1.0) -> list[tuple[datetime, float]]:
     if not devices:
         return []
-    buckets = await series.bucket_points(conn, devices=devices, metric=metric, start=start,
-                                         end=end, width=width)
+    buckets, _span, _source = await series.bucket_points(conn, devices=devices, metric=metric,
+                                                         start=start, end=end, width=width)
     return [(datetime.fromisoformat(b["t"]), b["avg"] * scale) for b in buckets
             if b["avg"] is not None]
 
