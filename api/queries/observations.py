@@ -11,13 +11,14 @@ record is kept in ``observation_removals``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from fastapi import HTTPException
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from agri.analytics.observations import KINDS, MAX_NOTE_CHARS
 from agri.api.accounts import User
@@ -32,12 +33,21 @@ _COLUMNS = ("id, field_id, kind, observed_on, value, note, recorded_by, source, 
             "created_at, updated_at")
 
 
+def _finite_or_text(value):
+    # A NaN or Infinity in the JSON body is refused as its text: the error
+    # shown to the client must itself be valid JSON.
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
+
+
 class NewObservation(Strict):
     """One record: ``value`` as the kind needs it (lab_protein in % of brown
     rice at 15 % moisture, yield in kg per 10 a), ``note`` free text."""
     kind: Literal[tuple(KINDS)]  # type: ignore[valid-type]
     date: Day
-    value: Annotated[float | None, Field(allow_inf_nan=False)] = None
+    value: Annotated[Annotated[float, Field(allow_inf_nan=False)] | None,
+                     BeforeValidator(_finite_or_text)] = None
     note: Annotated[str | None, Field(max_length=MAX_NOTE_CHARS),
                     AfterValidator(no_nul)] = None
 
