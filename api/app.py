@@ -14,6 +14,7 @@ from agri.api import middleware
 from agri.api.pools import Databases
 from agri.api.routes import devices, fields, health, me, readings
 from agri.api.routes import kpis, open_data
+from agri.api.routes import advisories, groups, observations
 from agri.api.routes.field_import import router as field_import_router
 from agri.settings import Settings, load
 
@@ -56,4 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(me.router)
     app.include_router(kpis.router)
     app.include_router(open_data.router)
+    app.include_router(advisories.router)
+    app.include_router(groups.router)
+    app.include_router(observations.router)
     return app
