@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["fields"])
 
-MAX_GEOJSON_BYTES = 200 * 1024 * 1024  # a municipality's field polygons fit
+MAX_GEOJSON_BYTES = 100 * 1024 * 1024  # a municipality's field polygons (40,000: 57 MB)
 MAX_CSV_BYTES = 10 * 1024 * 1024
 MAX_DETAIL = 1000  # characters of an error kept in the answer
 CHUNK = 1024 * 1024
