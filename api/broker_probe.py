@@ -45,7 +45,7 @@ def broker_address(settings: Settings) -> BrokerAddress | None:
     account; None when there is no broker to check."""
     try:
         url = settings.broker_url("ingest")
-    except SettingsError:
+    except (SettingsError, OSError):  # no broker named, or a stack file not the API's to read
         return None
     address = parse_url(url)
     if settings.mqtt_url:
