@@ -220,9 +220,12 @@ def test_analytics_login_writes_results_but_not_readings_devices_or_users(platfo
     ):
         with pytest.raises(DENIED):
             _run(url, statement)
-    # The API reads the results and cannot change them.
-    for statement in ("DELETE FROM field_stages", "UPDATE advisories SET status = 'published'",
-                      "INSERT INTO observations (field_id, year, kind, observed_on) "
-                      "VALUES ('x', 2026, 'heading', '2026-08-01')"):
+    # The API reads the results and cannot change them; it publishes and
+    # edits advisories and records observations (a removed one is kept in
+    # observation_removals), but never changes what a rule computed: its key,
+    # fields and evidence.
+    for statement in ("DELETE FROM field_stages", "UPDATE field_harvest_windows SET opens = NULL",
+                      "UPDATE advisories SET key = 'x'", "UPDATE advisories SET evidence = '{}'",
+                      "UPDATE advisories SET field_ids = '{}'", "DELETE FROM advisories"):
         with pytest.raises(DENIED):
             _run(logins["api"], statement)
