@@ -5,16 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
 
+from agri.analytics.imagery import ImageryError
 from agri.api.deps import Conn, SettingsDep
 from agri.api.field_registry import FIELD_ID_RE
-from agri.api.queries import access
+from agri.api.queries import access, imagery
 from agri.api.sessions import PageUser
 from agri.api.web import colours, field_data, i18n
 from agri.api.web.render import render
 from agri.api.web.svg_charts import time_series
 
 router = APIRouter(include_in_schema=False)
+
+MAP_INDEX = "ndvi"  # the index the field page shows of the latest image
+MAP_CACHE = "private, max-age=3600, stale-if-error=604800"
 
 FieldCursor = Annotated[str | None, Query(max_length=64, pattern=FIELD_ID_RE.pattern)]
 
@@ -63,5 +68,26 @@ async def field_page(request: Request, field_id: str, conn: Conn, user: PageUser
     return render(request, "field.html", {
         "user": user, **data, "charts": charts, "owner": owner, "may_write": may_write,
         "swatch": colours.status(status.colour, lang) if status else None,
-        "cm": field_data.cm, "map_url": None,
+        "cm": field_data.cm,
+        "map_url": f"/fields/{row[0]}/map.png" if data["image"] and
+        MAP_INDEX in data["image"]["previews"] else None,
     }, data_time=data["data_time"])
+
+
+@router.get("/fields/{field_id}/map.png")
+async def field_map(request: Request, field_id: str, conn: Conn, user: PageUser,
+                    settings: SettingsDep):
+    """The latest drone or satellite image of the field as the field page shows it."""
+    row = await field_or_404(conn, user, field_id)
+    try:
+        found = await imagery.field_map_png(conn, user, row[0], home=settings.home,
+                                            index=MAP_INDEX)
+    except ImageryError:
+        found = None
+    if found is None:
+        raise HTTPException(404, "field.map_none")
+    png, tag = found
+    headers = {"ETag": f'"{tag}"', "Cache-Control": MAP_CACHE, "Vary": "Cookie"}
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    return Response(png, media_type="image/png", headers=headers)

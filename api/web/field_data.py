@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from psycopg import AsyncConnection
 
 from agri.api.accounts import User
-from agri.api.queries import access, advisories, conditions, field_status, results, series
+from agri.api.queries import access, advisories, conditions, field_status, imagery, results, series
 from agri.api.web.svg_charts import BandSpan
 from agri.clock import TZ, today_local
 
@@ -163,7 +163,7 @@ async def field_page(conn: AsyncConnection, user: User, row, *, max_future_s: fl
         "stage": await results.stage(conn, fid, None),
         "harvest": await results.harvest_window(conn, fid, None),
         "risks": await results.risks(conn, fid, None),
-        "image": await results.index_stats(conn, fid, None),
+        "image": await imagery.latest_field_map(conn, user, fid),
         "advice": advice,
         "data_time": newest(_when(m["measured_at"]) for m in latest.values()),
     }
