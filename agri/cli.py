@@ -262,6 +262,10 @@ def cmd_bench(args, settings) -> int:
         from agri.deploy import bench_zonal
 
         return bench_zonal.run(args)
+    if args.name == "api":
+        from agri.deploy import bench_api
+
+        return bench_api.run(args)
     from agri.deploy.bench_ingest import run_bench
 
     return run_bench(args, settings)
@@ -383,6 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the drone image, the Sentinel-2-like scene, or both")
     a.add_argument("--dir", help="keep the images here (reused when they match) instead of "
                    "a temporary folder")
+    a.set_defaults(func=cmd_bench)
+    a = bsub.add_parser("api", help="API read latency on a season of data, rollups against "
+                        "raw readings")
+    a.add_argument("--fields", type=int, default=1000, help="paddies (default 1000)")
+    a.add_argument("--rate", type=float, default=200.0,
+                   help="requests/s offered by all clients together (default 200)")
+    a.add_argument("--duration", type=float, default=20.0,
+                   help="seconds of load per endpoint (default 20)")
+    a.add_argument("--days", type=int, default=184,
+                   help="days of the season loaded from 1 May (default 184: to 31 October)")
+    a.add_argument("--seed", type=int, default=1, help="season seed")
     a.set_defaults(func=cmd_bench)
 
     from agri.analytics.cli import register as register_analytics

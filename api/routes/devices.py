@@ -27,6 +27,10 @@ from agri.devices.topics import DEVICE_ID_RE
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
+# Each route takes the user before its connection: the token lookup borrows a
+# pool connection of its own and gives it back first, so concurrent requests
+# never each hold one connection while waiting for a second.
+
 LISTERS = (Role.FARMER, Role.OFFICER, Role.DEVELOPER, Role.ADMIN)
 COLOURS = {**conditions.COLOURS, "never": "grey", "revoked": "grey"}
 
@@ -94,7 +98,7 @@ async def _items(conn, rows, *, max_future_s: float) -> list[dict]:
     403: {"content": {"application/json": {"example": {
         "detail": "listing devices is for farmer, officer, developer, admin; you are signed "
                   "in as planner"}}}}})
-async def list_devices(conn: Conn, user: CurrentUser, settings: SettingsDep,
+async def list_devices(user: CurrentUser, conn: Conn, settings: SettingsDep,
                        cursor: DeviceCursor = None, limit: Limit = DEFAULT_LIMIT,
                        field: FieldFilter = None, profile: ProfileFilter = None):
     """The devices the user may see, in id order, with last seen, battery and status."""
@@ -112,7 +116,7 @@ async def list_devices(conn: Conn, user: CurrentUser, settings: SettingsDep,
             "value": 0.043, "unit": "m", "measured_at": "2026-07-15T09:40:00+09:00",
             "age_s": 312.4, "status": "ok", "colour": "green", "device": "pw-0003"}}}}}},
     404: {"content": {"application/json": {"example": {"detail": "no device 'pw-9999'"}}}}})
-async def device_detail(device_id: str, conn: Conn, user: CurrentUser, settings: SettingsDep):
+async def device_detail(device_id: str, user: CurrentUser, conn: Conn, settings: SettingsDep):
     """One device as in the list, with the latest value of each of its metrics."""
     row = None
     if DEVICE_ID_RE.fullmatch(device_id):

@@ -24,6 +24,10 @@ from agri.api.queries import access, field_status, results
 
 router = APIRouter(prefix="/api/v1", tags=["fields"])
 
+# Each route takes the user before its connection: the token lookup borrows a
+# pool connection of its own and gives it back first, so concurrent requests
+# never each hold one connection while waiting for a second.
+
 LISTERS = (Role.FARMER, Role.OFFICER, Role.DEVELOPER, Role.ADMIN)
 GEOJSON_LIMIT = 1000  # features per page by default
 
@@ -82,7 +86,7 @@ def _item(row, status: field_status.Status | None) -> dict:
     403: {"content": {"application/json": {"example": {
         "detail": "listing fields is for farmer, officer, developer, admin; you are signed in "
                   "as planner"}}}}})
-async def list_fields(conn: Conn, user: CurrentUser, cursor: FieldCursor = None,
+async def list_fields(user: CurrentUser, conn: Conn, cursor: FieldCursor = None,
                       limit: Limit = DEFAULT_LIMIT, municipality: Municipality = None,
                       owner: Owner = None):
     """The fields the user may see, in id order, each with its status colour
@@ -106,7 +110,7 @@ async def list_fields(conn: Conn, user: CurrentUser, cursor: FieldCursor = None,
                                      "status": "yellow", "status_label": {
                                          "ja": "注意", "en": "Attention"},
                                      "reasons": ["water_below"]}}]}}}}})
-async def fields_geojson(conn: Conn, user: CurrentUser, cursor: FieldCursor = None,
+async def fields_geojson(user: CurrentUser, conn: Conn, cursor: FieldCursor = None,
                          limit: Limit = GEOJSON_LIMIT, municipality: Municipality = None,
                          owner: Owner = None):
     """The fields of :func:`list_fields` as a GeoJSON FeatureCollection (RFC
@@ -148,7 +152,7 @@ async def _field(conn, user, field_id: str):
     "harvest_window": {"opens": "2026-09-12", "closes": "2026-09-22"},
     "risks": [{"kind": "cold", "level": "low", "value": 7.1}]}}}},
     404: {"content": {"application/json": {"example": {"detail": "no field 'hirosaki-b01-99'"}}}}})
-async def field_detail(field_id: str, conn: Conn, user: CurrentUser, as_of: AsOf = None):
+async def field_detail(field_id: str, user: CurrentUser, conn: Conn, as_of: AsOf = None):
     """The field with its status colour, its current season and analytics
     results (``stage``, ``harvest_window``, ``risks``, ``water``,
     ``index_stats``, ``protein``); a result the analytics have not computed

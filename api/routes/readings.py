@@ -18,6 +18,10 @@ from agri.ingest.rejects import PAYLOAD_PREFIX_BYTES
 
 router = APIRouter(prefix="/api/v1", tags=["readings"])
 
+# Each route takes the user before its connection: the token lookup borrows a
+# pool connection of its own and gives it back first, so concurrent requests
+# never each hold one connection while waiting for a second.
+
 DEFAULT_RANGE = timedelta(days=1)
 PAGE = 100
 PAGE_BYTES = 1024 * 1024  # of reject payloads, reasons and topics in one page
@@ -76,7 +80,7 @@ async def _series(conn, devices: list[str], metric: str, start, end, bucket):
 
 
 @router.get("/devices/{device_id}/series", responses=_SERIES_RESPONSES)
-async def device_series(device_id: str, conn: Conn, user: CurrentUser, metric: MetricParam,
+async def device_series(device_id: str, user: CurrentUser, conn: Conn, metric: MetricParam,
                         start: datetime | None = None, end: datetime | None = None,
                         bucket: BucketParam = None):
     """A device's readings of one metric between ``start`` (default: a day
@@ -115,7 +119,7 @@ async def _field_devices(conn, user, field_id: str) -> list[tuple[str, str]]:
                         "age_s": 2712.4, "status": "low", "colour": "yellow",
                         "device": "pw-0003"}}}}}},
     404: {"content": {"application/json": {"example": {"detail": "no field 'x'"}}}}})
-async def field_conditions(field_id: str, conn: Conn, user: CurrentUser,
+async def field_conditions(field_id: str, user: CurrentUser, conn: Conn,
                            settings: SettingsDep):
     """The latest value of each metric on the field, by measurement time, of
     the devices there the user may see: its age, ``status`` (ok, stale,
@@ -128,7 +132,7 @@ async def field_conditions(field_id: str, conn: Conn, user: CurrentUser,
 
 
 @router.get("/fields/{field_id}/series", responses=_SERIES_RESPONSES)
-async def field_series(field_id: str, conn: Conn, user: CurrentUser, metric: MetricParam,
+async def field_series(field_id: str, user: CurrentUser, conn: Conn, metric: MetricParam,
                        start: datetime | None = None, end: datetime | None = None,
                        bucket: BucketParam = None):
     """As the device series, over the devices on the field that the user may
@@ -143,7 +147,7 @@ async def field_series(field_id: str, conn: Conn, user: CurrentUser, metric: Met
 
 
 @router.get("/rejects")
-async def rejects(conn: Conn, user: CurrentUser, device: str | None = None,
+async def rejects(user: CurrentUser, conn: Conn, device: str | None = None,
                   cursor: Cursor = None, limit: Annotated[int, Query(ge=1, le=1000)] = PAGE):
     """What ingest turned away, newest first, with reasons. Each user sees the
     rejects of the devices they may see (access.REJECT_VISIBLE): an officer
