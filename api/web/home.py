@@ -10,7 +10,8 @@ from agri.api.sessions import PageUser
 router = APIRouter(include_in_schema=False)
 
 # A role's first page; a role without one gets the list of fields.
-HOMES: dict[str, str] = {"farmer": "/fields"}
+HOMES: dict[str, str] = {"farmer": "/fields", "officer": "/region", "admin": "/region",
+                         "planner": "/kpis"}
 
 
 @router.get("/")

@@ -23,7 +23,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from agri.api import sessions
 from agri.api.web import i18n
+from agri.api.web.home import HOMES
 from agri.clock import TZ
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -141,6 +143,7 @@ def render(request: Request, template: str, context: dict, *, data_time: datetim
         "data_time": None if data_time is None else local_time(data_time),
         "csrf": context.get("csrf") or _csrf(request, user),
         "user": user,
+        "home_href": HOMES.get(str(getattr(user, "role", "")), "/fields"),
         "path": request.url.path,
         "switch_href": f"{switched.path}?{switched.query}",
         **context,
@@ -167,8 +170,4 @@ def render(request: Request, template: str, context: dict, *, data_time: datetim
 
 
 def _csrf(request: Request, user) -> str | None:
-    if user is None:
-        return None
-    from agri.api import sessions
-
-    return sessions.csrf_token(request)
+    return None if user is None else sessions.csrf_token(request)
