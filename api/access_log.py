@@ -63,8 +63,10 @@ def loggable_path(path: str) -> str:
         at = path.find(marker)
         if at >= 0 and len(path) > at + len(marker):
             path = path[:at + len(marker)] + REDACTED
-    path = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
-                   else f"\\u{ord(c):04x}" for c in path[:PATH_CHARS])
+    path = path[:PATH_CHARS]
+    if not path.isprintable():
+        path = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
+                       else f"\\u{ord(c):04x}" for c in path)
     return path[:PATH_CHARS]
 
 

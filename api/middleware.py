@@ -31,7 +31,6 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from psycopg import DataError, errors
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agri.api.access_log import AccessLog, Entry, loggable_path
@@ -54,6 +53,9 @@ DOCS_CSP = ("default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.c
             "frame-ancestors 'none'")
 HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "same-origin",
            "x-frame-options": "DENY"}
+_RAW = tuple((k.encode(), v.encode()) for k, v in HEADERS.items())
+_CSP_RAW = (b"content-security-policy", CSP.encode())
+_DOCS_CSP_RAW = (b"content-security-policy", DOCS_CSP.encode())
 # Monitoring asks these every few seconds; answered well, they are not logged.
 NOT_LOGGED_WHEN_OK = frozenset({"/healthz", "/metrics"})
 
@@ -124,14 +126,14 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = DOCS_CSP if scope["path"] in self.docs_paths else CSP
+        csp = _DOCS_CSP_RAW if scope["path"] in self.docs_paths else _CSP_RAW
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in HEADERS.items():
-                    headers.setdefault(name, value)
-                headers.setdefault("content-security-policy", csp)
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [h for h in (*_RAW, csp) if h[0] not in present]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
