@@ -4,12 +4,15 @@ workers are named, database errors are not shown, a broker that is away is a
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import psycopg
 import pytest
 
-from agri.api.broker_probe import CACHE_S
+from agri.api.broker_probe import CACHE_S, BrokerState, probe
 from agri.api.routes.health import STALE_AFTER_S
+from agri.mqtt import parse_url
 from tests.fix_stack import api_server, own_platform, wait_for
 
 
@@ -87,3 +90,18 @@ def test_a_broker_that_is_away_is_named_and_back_when_it_is():
         p.stack.restart(p.stack.mosquitto)
         wait_for(lambda: httpx.get(f"{base}/healthz", timeout=10).status_code == 200,
                  timeout=CACHE_S + 10, what="/healthz to see the broker back")
+
+
+def test_the_broker_probe_over_tls_and_with_an_account_of_its_own():
+    with own_platform("agri-test-health-tls-", tls=True) as p:
+        port = p.stack.state.tls_port
+        cafile = p.stack.mosquitto.tls.cafile
+        trusted = asyncio.run(probe(parse_url(f"mqtts://localhost:{port}?cafile={cafile}")))
+        assert trusted == BrokerState(True, "ok")
+        untrusted = asyncio.run(probe(parse_url(f"mqtts://localhost:{port}")))
+        assert untrusted.up is False and "TLS failed" in untrusted.detail
+        # An account the broker accepts (here the simulator's) logs in and out.
+        assert asyncio.run(probe(parse_url(p.simulator_url()))) == BrokerState(True, "ok")
+        # Something that is not an MQTT broker (the database's port) is down.
+        other = asyncio.run(probe(parse_url(f"mqtt://127.0.0.1:{p.stack.state.pg_port}")))
+        assert other.up is False and "without answering" in other.detail
