@@ -92,6 +92,12 @@ def test_no_redirect_is_built_from_the_host_header(api, people):
         assert not r.is_redirect, (path, r.headers.get("location"))
         assert "evil.example" not in r.headers.get("location", "")
         _assert_clear_4xx(r, 404)
+    # Redirects of the pages (to the login page, home) are paths on this site.
+    for path in ("/", "/fields", "/login?next=//evil.example/", "/docs/"):
+        r = httpx.get(api + path, headers={"Host": "evil.example"}, follow_redirects=False)
+        assert r.status_code < 500 and "evil" not in r.headers.get("location", ""), path
+        if r.is_redirect:
+            assert r.headers["location"].startswith("/"), (path, r.headers["location"])
     # Without the slash the same request is answered, whatever Host it names.
     r = httpx.get(api + "/api/v1/fields/hard-field",
                   headers={"Host": "evil.example", **_auth(token)})
