@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -33,6 +40,10 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 UNMATCHED = "<unmatched>"
 
 INGEST_STATS_SQL = "SELECT worker, counters FROM ingest_stats ORDER BY worker"
+
+# No `_created` series beside each counter and histogram: they would double
+# the series for nothing a dashboard here uses.
+disable_created_metrics()
 
 
 class HttpMetrics:
