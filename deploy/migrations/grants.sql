@@ -88,6 +88,14 @@ GRANT USAGE ON SEQUENCE advisories_id_seq, field_groups_id_seq, advisory_publica
     advisory_history_id_seq, observations_id_seq TO agri_api;
 GRANT SELECT ON field_groups, field_group_members, advisory_publications TO agri_analytics;
 
+-- Imagery uploads (api/routes/imagery.py): the API registers an uploaded
+-- image as pending (the analytics process it); it never changes its status.
+-- Ingest numbers the drone records it writes.
+GRANT INSERT (source, path, sha256, acquired_at, added_by, drone_id, flight, field_ids)
+    ON images TO agri_api;
+GRANT USAGE ON SEQUENCE images_id_seq TO agri_api;
+GRANT USAGE ON SEQUENCE drone_records_id_seq TO agri_ingest;
+
 -- The plan office (api/queries/kpis.py, open_data.py): the API keeps the
 -- initiatives register, which open datasets are published and the showcase;
 -- it reads them for the indicators and the catalogue.
