@@ -121,11 +121,14 @@ def time_series(points: Sequence[tuple[datetime, float]], *, title: str, unit: s
         out.append(f'<rect x="{_r(bx0)}" y="{_r(y(b.high))}" width="{_r(bx1 - bx0)}" '
                    f'height="{_r(max(0.5, y(b.low) - y(b.high)))}" fill="{BAND}" '
                    f'stroke="{BAND_EDGE}" stroke-width="0.5"/>')
+    tick_step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    tick_digits = next(d for d in range(6) if abs(round(tick_step, d) - tick_step) < 1e-9
+                       or d == 5)
     for v in ticks:
         if y0 <= v <= y1:
             out.append(f'<path d="M{left} {_r(y(v))}H{left + pw}" stroke="{GRID}" '
                        f'stroke-width="0.5"/><text x="{left - 3}" y="{_r(y(v) + 4)}" '
-                       f'text-anchor="end">{escape(_fmt(v, max(0, digits - 1)))}</text>')
+                       f'text-anchor="end">{escape(_fmt(v, tick_digits))}</text>')
     day = start.astimezone(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
     days = []
     while day <= end:
@@ -150,6 +153,9 @@ def time_series(points: Sequence[tuple[datetime, float]], *, title: str, unit: s
                    f'fill="none" stroke-linejoin="round"/>')
         lt, lv = pts[-1]
         out.append(f'<circle cx="{_r(x(lt))}" cy="{_r(y(lv))}" r="4" fill="{LINE}"/>')
+    else:
+        out.append(f'<text x="{_r(left + pw / 2)}" y="{_r(top + ph / 2)}" text-anchor="middle" '
+                   f'font-size="14">{escape(gettext(lang, "chart.no_points"))}</text>')
     out.append("</svg>")
     return Markup("".join(out))  # noqa: S704 - every text and attribute above is escaped
 
