@@ -15,6 +15,7 @@ from agri.api.pools import Databases
 from agri.api.routes import devices, fields, health, me, readings
 from agri.api.routes import kpis, open_data
 from agri.api.routes import advisories, groups, observations
+from agri.api.routes import imagery, maps
 from agri.api.routes.field_import import router as field_import_router
 from agri.settings import Settings, load
 
@@ -60,4 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(advisories.router)
     app.include_router(groups.router)
     app.include_router(observations.router)
+    app.include_router(imagery.router)
+    app.include_router(maps.router)
     return app
