@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agri.api.web import i18n
+from agri.api.web.photos import MAX_PHOTO_MB
 from agri.api.web.render import render
 
 # Paths that are not pages: their errors stay as their own handlers make them.
@@ -27,15 +28,12 @@ def is_page(request: Request) -> bool:
 
 def _message(lang: str, status: int, detail: object) -> str:
     if isinstance(detail, str) and detail in i18n.MESSAGES[lang]:
-        return i18n.gettext(lang, detail, mb=_photo_mb())
+        try:
+            return i18n.gettext(lang, detail, mb=MAX_PHOTO_MB)
+        except KeyError:  # a message that needs values an error does not carry
+            pass
     key = GENERAL.get(status) or ("error.500" if status >= 500 else "error.400")
     return i18n.gettext(lang, key)
-
-
-def _photo_mb() -> int:
-    from agri.api.web.photos import MAX_PHOTO_MB
-
-    return MAX_PHOTO_MB
 
 
 def error_page(request: Request, status: int, detail: object = None, headers=None):
