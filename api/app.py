@@ -17,6 +17,7 @@ from agri.api.routes import kpis, open_data
 from agri.api.routes import advisories, groups, observations
 from agri.api.routes import imagery, maps
 from agri.api.routes.field_import import router as field_import_router
+from agri.api.web.site import install as install_pages
 from agri.settings import Settings, load
 
 logger = logging.getLogger(__name__)
@@ -63,4 +64,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(observations.router)
     app.include_router(imagery.router)
     app.include_router(maps.router)
+    install_pages(app)  # the pages, /static and the pages' error pages (api/web/)
     return app
