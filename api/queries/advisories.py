@@ -52,8 +52,13 @@ TEXT_COLUMNS = ("title_ja", "title_en", "body_ja", "body_en")
 
 
 def no_nul(value: str) -> str:
+    """Text the database can keep: no NUL character, no lone surrogate."""
     if "\x00" in value:
         raise ValueError("contains a NUL character: remove it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode text (a lone surrogate): send UTF-8") from None
     return value
 
 
@@ -86,12 +91,12 @@ class BodyText(Strict):
 
 
 class TitleEdit(Strict):
-    ja: Annotated[Title | None, Field(min_length=1)] = None
+    ja: Annotated[Title, Field(min_length=1)] | None = None
     en: Title | None = None
 
 
 class BodyEdit(Strict):
-    ja: Annotated[Body | None, Field(min_length=1)] = None
+    ja: Annotated[Body, Field(min_length=1)] | None = None
     en: Body | None = None
 
 
@@ -132,11 +137,11 @@ class AdvisoryEdit(Strict):
 class Target(Strict):
     """Whom to publish to: exactly one of ``fields``, ``group`` or ``region``
     (municipalities), all inside the officer's region."""
-    fields: Annotated[list[FieldId] | None,
-                      Field(min_length=1, max_length=MAX_TARGET_FIELDS)] = None
-    group: Annotated[int | None, Field(ge=1, le=MAX_CURSOR)] = None
-    region: Annotated[list[Municipality] | None,
-                      Field(min_length=1, max_length=MAX_TARGET_MUNICIPALITIES)] = None
+    fields: Annotated[list[FieldId], Field(min_length=1, max_length=MAX_TARGET_FIELDS)
+                      ] | None = None
+    group: Annotated[int, Field(ge=1, le=MAX_CURSOR)] | None = None
+    region: Annotated[list[Municipality],
+                      Field(min_length=1, max_length=MAX_TARGET_MUNICIPALITIES)] | None = None
 
     @model_validator(mode="after")
     def _one(self):

@@ -48,8 +48,7 @@ class NewObservation(Strict):
     date: Day
     value: Annotated[Annotated[float, Field(allow_inf_nan=False)] | None,
                      BeforeValidator(_finite_or_text)] = None
-    note: Annotated[str | None, Field(max_length=MAX_NOTE_CHARS),
-                    AfterValidator(no_nul)] = None
+    note: Annotated[str, Field(max_length=MAX_NOTE_CHARS), AfterValidator(no_nul)] | None = None
 
     @model_validator(mode="after")
     def _value(self):
