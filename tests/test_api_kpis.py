@@ -59,7 +59,10 @@ def people(platform):
     execute(platform, "INSERT INTO readings_daily (device_id, metric, day, min, max, sum, count) "
                  "VALUES ('kpi-pw-a1', 'water_temp', '2026-05-10', 18, 22, 2000, 100), "
                  "('kpi-proto-a1', 'water_temp', '2026-03-20', 8, 12, 1000, 100), "
-                 "('kpi-proto-b1', 'soil_temp', '2026-06-10', 15, 17, 1600, 100)")
+                 "('kpi-proto-b1', 'soil_temp', '2026-06-10', 15, 17, 1600, 100), "
+                 # years before: 2022 and 2024, not 2023 or 2025
+                 "('kpi-proto-b1', 'soil_temp', '2022-06-10', 15, 17, 1600, 100), "
+                 "('kpi-proto-b1', 'soil_ec', '2024-06-10', 0.1, 0.2, 15, 100)")
     # Flight records: a spray at 23:30 on 31 March (fiscal 2025) and one at
     # 00:30 on 1 April Tokyo time (still 31 March in UTC: fiscal 2026), a
     # survey naming its fields, and a spray whose area is not a number.
@@ -139,6 +142,9 @@ def test_counts_by_fiscal_year(api, people, register):
         (2026, "drone_flights", "survey"): (1, None),
         (2026, "drone_flights", "spray"): (1, None),  # its area was not a number
     }
+    years = {r["year"] for r in _kpis(api, people["kpi-planner"], municipality=TOWN_B)["rows"]
+             if r["indicator"] == "fields_with_sensors"}
+    assert years == {2022, 2024, 2026}
     side = {(s["year"], s["municipality"]): s for s in body["side_by_side"]}
     assert side[(2026, TOWN_A)]["register"] == {"agritech_initiatives": 1}
     assert side[(2026, TOWN_A)]["observed"] == {

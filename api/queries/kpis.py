@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
 from typing import Literal
 
 from fastapi import HTTPException
@@ -41,6 +40,7 @@ from agri.api.queries.open_data import (
     platform_municipality,
     safe_text,
 )
+from agri.devices.profiles import PROFILES
 
 YearBasis = Literal["fiscal", "calendar"]
 
@@ -88,29 +88,32 @@ def _scope(column: str) -> str:
     return f"(%(role)s = 'planner' OR {access.in_region(column)})"
 
 
-def _year(expr: str, basis: YearBasis) -> str:
-    """SQL: the (fiscal) year of a timestamptz or date ``expr`` in Asia/Tokyo."""
-    local = f"(({expr})::timestamptz AT TIME ZONE 'Asia/Tokyo')"
+def _year(expr: str, basis: YearBasis, *, day: bool = False) -> str:
+    """SQL: the (fiscal) year of timestamptz ``expr`` in Asia/Tokyo, or of
+    the date ``expr`` (``day``: a Tokyo day already)."""
+    local = f"({expr})" if day else f"(({expr}) AT TIME ZONE 'Asia/Tokyo')"
     if basis == "fiscal":
         local = f"({local} - interval '3 months')"
     return f"extract(year FROM {local})::int"
 
 
-def year_days(year: int, basis: YearBasis) -> tuple[date, date]:
-    """The first and last day of ``year``: 1 April to 31 March for a fiscal year."""
-    if basis == "fiscal":
-        return date(year, 4, 1), date(year + 1, 3, 31)
-    return date(year, 1, 1), date(year, 12, 31)
+def _first_day(year_sql: str, basis: YearBasis) -> str:
+    """SQL: the first day of the (fiscal) year ``year_sql``."""
+    return f"make_date({year_sql}, {4 if basis == 'fiscal' else 1}, 1)"
+
+
+# The (profile, metric) pairs whose rollups say a device reported.
+_REPORTING = [(p.name, m) for p in PROFILES.values() for m in p.metrics]
 
 
 def _queries(basis: YearBasis) -> list[tuple[str, str]]:
-    y = lambda expr: _year(expr, basis)  # noqa: E731
+    y = lambda expr, day=False: _year(expr, basis, day=day)  # noqa: E731
     area = ("CASE WHEN dr.kind = 'spray' AND jsonb_typeof(dr.body->'sprayed_area_m2') = 'number' "
             "AND (dr.body->>'sprayed_area_m2')::float8 BETWEEN 0 AND %(max_m2)s "
             "THEN (dr.body->>'sprayed_area_m2')::float8 END")
     return [
         ("agritech_initiatives", f"""
-            SELECT {y('i.started_on')} AS year, i.municipality, i.kind, count(*) AS count,
+            SELECT {y('i.started_on', True)} AS year, i.municipality, i.kind, count(*) AS count,
                    NULL::float8 AS area_m2
             FROM initiatives i WHERE i.status <> 'planned' AND {_scope('i.municipality')}
             GROUP BY 1, 2, 3"""),
@@ -120,15 +123,28 @@ def _queries(basis: YearBasis) -> list[tuple[str, str]]:
             FROM devices d LEFT JOIN fields f ON f.id = d.field_id
             WHERE {_PROTOTYPE} AND {_scope('f.municipality')}
             GROUP BY 1, 2, 3"""),
+        # Each (device, metric)'s first and last day (two index probes): it
+        # reported in their years, and in a year between them if one probe
+        # finds a day there. No scan of the rollups.
         ("fields_with_sensors", f"""
-            SELECT s.year, f.municipality, NULL::text AS kind, count(DISTINCT f.id) AS count,
+            SELECT y.year, f.municipality, NULL::text AS kind, count(DISTINCT f.id) AS count,
                    NULL::float8 AS area_m2
-            FROM (SELECT DISTINCT rd.device_id, {y('rd.day')} AS year
-                  FROM readings_daily rd WHERE rd.count > 0
-                    AND (%(first)s::date IS NULL OR rd.day BETWEEN %(first)s AND %(last)s)) s
-            JOIN devices d ON d.id = s.device_id
+            FROM devices d
+            JOIN unnest(%(pm_profiles)s::text[], %(pm_metrics)s::text[]) AS pm(profile, metric)
+                ON pm.profile = d.profile
             JOIN fields f ON f.id = d.field_id
-            WHERE {_scope('f.municipality')}
+            CROSS JOIN LATERAL (
+                SELECT {y('min(r.day)', True)} AS first, {y('max(r.day)', True)} AS last
+                FROM readings_daily r
+                WHERE r.device_id = d.id COLLATE "C" AND r.metric = pm.metric) span
+            CROSS JOIN LATERAL generate_series(span.first, span.last) AS y(year)
+            WHERE span.first IS NOT NULL AND {_scope('f.municipality')}
+              AND (%(year)s::int IS NULL OR y.year = %(year)s)
+              AND (y.year IN (span.first, span.last) OR EXISTS (
+                SELECT 1 FROM readings_daily r
+                WHERE r.device_id = d.id COLLATE "C" AND r.metric = pm.metric
+                  AND r.day BETWEEN {_first_day('y.year', basis)}
+                                AND {_first_day('y.year + 1', basis)} - 1))
             GROUP BY 1, 2"""),
         ("drone_flights", f"""
             SELECT {y('dr.time')} AS year, f.municipality, dr.kind, count(*) AS count,
@@ -171,10 +187,13 @@ async def counts(conn: AsyncConnection, user: User, year_basis: YearBasis = "fis
     ``side_by_side``: per (year, municipality), the register's initiatives
     beside what the platform observed. Farmers and developers: 403."""
     access.require_role(user, *VIEWERS, action="the plan office's indicators")
-    first, last = year_days(year, year_basis) if year is not None else (None, None)
-    params = {**access.who(user), "max_m2": MAX_SPRAYED_M2, "first": first, "last": last}
+    params = {**access.who(user), "max_m2": MAX_SPRAYED_M2, "year": year,
+              "pm_profiles": [p for p, _m in _REPORTING], "pm_metrics": [m for _p, m in _REPORTING]}
     rows: list[dict] = []
-    async with conn.cursor(row_factory=dict_row) as cur:
+    # Their cost estimates (a series of years per device) would start JIT
+    # compilation, which takes longer than the queries themselves.
+    async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SET LOCAL jit = off")
         for indicator, query in _queries(year_basis):
             await cur.execute(query, params)
             for r in await cur.fetchall():

@@ -198,7 +198,7 @@ async def _modified(conn: AsyncConnection) -> dict[str, str | None]:
         cur = await conn.execute(
             "SELECT max(x.day) FROM devices d CROSS JOIN unnest(%s::text[]) AS m(metric) "
             "CROSS JOIN LATERAL (SELECT max(r.day) AS day FROM readings_daily r "
-            "WHERE r.device_id = d.id AND r.metric = m.metric) x "
+            "WHERE r.device_id = d.id COLLATE \"C\" AND r.metric = m.metric) x "
             "WHERE d.profile = ANY(%s) AND d.field_id IS NOT NULL", (metrics, profiles))
         out[name] = _iso((await cur.fetchone())[0])
     cur = await conn.execute("SELECT max(computed_for) FROM field_harvest_windows")
@@ -270,20 +270,22 @@ _CONDITIONS = """
            min(rd.min) AS min, max(rd.max) AS max,
            count(DISTINCT coalesce(f.owner, '#' || f.id)) AS farms,
            count(DISTINCT f.id) AS fields
-    FROM readings_daily rd JOIN devices d ON d.id = rd.device_id
-    JOIN fields f ON f.id = d.field_id
-    WHERE rd.day BETWEEN %(start)s AND %(end)s AND rd.count > 0
-      AND d.profile = ANY(%(profiles)s) AND rd.metric = ANY(%(metrics)s)
+    FROM devices d JOIN fields f ON f.id = d.field_id
+    CROSS JOIN unnest(%(metrics)s::text[]) AS m(metric)
+    JOIN readings_daily rd ON rd.device_id = d.id COLLATE "C" AND rd.metric = m.metric
+        AND rd.day BETWEEN %(start)s AND %(end)s
+    WHERE rd.count > 0 AND d.profile = ANY(%(profiles)s)
     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
 
 _WEATHER = """
     SELECT rd.day, f.municipality, rd.metric, sum(rd.sum) / sum(rd.count) AS mean,
            min(rd.min) AS min, max(rd.max) AS max, avg(rd.sum) AS daily_total,
            count(DISTINCT d.id) AS stations
-    FROM readings_daily rd JOIN devices d ON d.id = rd.device_id
-    JOIN fields f ON f.id = d.field_id
-    WHERE rd.day BETWEEN %(start)s AND %(end)s AND rd.count > 0
-      AND d.profile = 'weather-station' AND rd.metric = ANY(%(metrics)s)
+    FROM devices d JOIN fields f ON f.id = d.field_id
+    CROSS JOIN unnest(%(metrics)s::text[]) AS m(metric)
+    JOIN readings_daily rd ON rd.device_id = d.id COLLATE "C" AND rd.metric = m.metric
+        AND rd.day BETWEEN %(start)s AND %(end)s
+    WHERE rd.count > 0 AND d.profile = 'weather-station'
     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
 
 # Each field's latest forecast of the year (as computed up to ``end``).
@@ -324,7 +326,8 @@ async def rows(conn: AsyncConnection, name: str, start: date, end: date) -> list
         query = _HARVEST
     else:
         raise KeyError(name)
-    async with conn.cursor(row_factory=dict_row) as cur:
+    async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SET LOCAL jit = off")  # compiling takes longer than the query
         await cur.execute(query, params)
         found = await cur.fetchall()
     out = []
