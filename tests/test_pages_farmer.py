@@ -302,8 +302,10 @@ def test_season_report_gathers_the_season(owner, platform):
     assert r.status_code == 200
     assert "穂肥 N 2 kg" in r.text and "穂ばらみ期" in r.text and "深水にしてください" in r.text
     assert "@media print" in owner.get("/static/app.css").text
-    assert owner.get("/fields/pf-dry/report?year=abc").status_code == 400
-    assert owner.get("/fields/pf-dry/report?year=99999").status_code == 400
+    for year in ("abc", "99999", "-1", "1" * 30):
+        r = owner.get(f"/fields/pf-dry/report?year={year}")
+        assert r.status_code == 422 and "入力を確かめて" in r.text, year
+    assert owner.get("/fields/pf-dry/report?year=%00").status_code == 400
     assert owner.get("/fields/pf-theirs/report").status_code == 404
 
 

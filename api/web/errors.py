@@ -18,8 +18,8 @@ from agri.api.web.render import render
 
 # Paths that are not pages: their errors stay as their own handlers make them.
 NOT_PAGES = ("/api/", "/healthz", "/metrics", "/openapi.json", "/docs", "/redoc", "/static/")
-GENERAL = {400: "error.400", 403: "error.403", 404: "error.404", 500: "error.500",
-           503: "error.503"}
+GENERAL = {400: "error.400", 403: "error.403", 404: "error.404", 422: "error.400",
+           500: "error.500", 503: "error.503"}
 
 
 def is_page(request: Request) -> bool:
@@ -55,7 +55,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException):
 async def _invalid(request: Request, exc: RequestValidationError):
     if not is_page(request):
         return await request_validation_exception_handler(request, exc)
-    return error_page(request, 400)
+    return error_page(request, 422)
 
 
 async def _crash(request: Request, exc: Exception):
