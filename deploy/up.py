@@ -107,7 +107,8 @@ def run_up(settings: Settings, *, simulate: bool, api_port: int | None,
                         else servers.free_port())
     started_at = time.time()
     children = [Child("ingest", ["ingest"], env("ingest", "ingest")),
-                Child("api", ["api", "--port", str(port)], env("api", None)),
+                Child("api", ["api", "--port", str(port)], _api_env(env("api", None), stack,
+                                                                    settings, port)),
                 # The daily analytics and new images (analytics login, no MQTT).
                 Child("analytics", ["analytics", "serve"], env("analytics", None))]
     if simulate:
@@ -191,6 +192,18 @@ def _reported_since(health: dict, since: float) -> bool:
         if age is not None and now - float(age) >= since:
             return True
     return False
+
+
+def _api_env(env: dict[str, str], stack: EmbeddedStack | None, settings: Settings,
+             port: int) -> dict[str, str]:
+    """The API's environment: where the pages are reached (sign-in links) and,
+    on the embedded stack, the broker's address for /healthz (no account: the
+    API publishes nothing)."""
+    env = dict(env)
+    env.setdefault("AGRI_PUBLIC_URL", settings.public_url or f"http://127.0.0.1:{port}")
+    if stack is not None:
+        env["AGRI_MQTT_URL"] = f"mqtt://127.0.0.1:{stack.state.mqtt_port}"
+    return env
 
 
 def _announce(settings: Settings, stack: EmbeddedStack | None, port: int, simulate: bool) -> None:

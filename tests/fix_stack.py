@@ -163,6 +163,15 @@ def publisher(url: str, client_id: str | None = None) -> object:
     return client
 
 
+def api_answers(response) -> bool:
+    """The API is up: /healthz answers with the database reachable (a 503
+    may still name a stale ingest worker or a broker that is away)."""
+    try:
+        return response.status_code in (200, 503) and response.json().get("database") == "ok"
+    except ValueError:
+        return False
+
+
 @contextmanager
 def api_server(platform: Platform) -> Iterator[str]:
     """A real `agri api` process of ``platform``; yields its base URL."""
@@ -178,7 +187,7 @@ def api_server(platform: Platform) -> Iterator[str]:
 
     def up() -> bool:
         try:
-            return httpx.get(base + "/healthz", timeout=1).status_code == 200
+            return api_answers(httpx.get(base + "/healthz", timeout=1))
         except httpx.HTTPError:
             return proc.poll() is not None
 

@@ -25,7 +25,7 @@ from agri.deploy.db_roles import login_url
 from agri.ingest.batch import Batch
 from agri.ingest.writer import Writer
 from tests.fix_roles import service_urls
-from tests.fix_stack import wait_for
+from tests.fix_stack import api_answers, wait_for
 
 # Settings a hot standby must hold at least at the primary's values.
 STANDBY_AT_LEAST = ("max_connections", "max_worker_processes", "max_wal_senders",
@@ -102,7 +102,7 @@ def api_process(platform, **env: str) -> Iterator[str]:
 
     def up() -> bool:
         try:
-            return httpx.get(base + "/healthz", timeout=2).status_code == 200
+            return api_answers(httpx.get(base + "/healthz", timeout=2))
         except httpx.HTTPError:
             return proc.poll() is not None
 
