@@ -2,7 +2,7 @@
 them over MQTT): one per flight, for the fields the user sees; and for the
 plan office the sprayed area per municipality and year, with no farm
 identifiable (a municipality and year with fewer than MIN_FARMS farms
-sprayed is left out).
+sprayed is left out, the open data's rule).
 
 The record's body is what the drone sent; the values are taken only when
 they have the expected type (text, a number), else they are null.
@@ -15,9 +15,9 @@ from psycopg.rows import dict_row
 
 from agri.api.accounts import User
 from agri.api.queries.access import FIELD_VISIBLE, in_region, who
+from agri.api.queries.open_data import MIN_FARMS  # smallest group an aggregate may show
 from agri.clock import TZ
 
-MIN_FARMS = 3  # smallest group of farms an aggregate may show (open-data rule)
 MAX_TEXT = 200  # characters of a text value of a record
 MAX_AREA_M2 = 1e7  # one flight's sprayed area above this is not counted (10 km2)
 TEXT_KEYS = ("product", "target", "started_at", "ended_at")

@@ -35,7 +35,12 @@ from agri.devices.profiles import PROFILES
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/v1", tags=["flights"])
+# Answers every route here may give besides its own (the detail says what to do).
+ERRORS = {400: {"description": "a NUL byte or a malformed request"},
+          401: {"description": "no valid bearer token"},
+          403: {"description": "your role may not do this"},
+          404: {"description": "not there, or not yours to see"}}
+router = APIRouter(prefix="/api/v1", tags=["flights"], responses=ERRORS)
 
 INCOMING_DIR = "incoming"  # under AGRI_HOME/images: uploads being received
 FORM_FIELDS = frozenset({"source", "captured_at", "drone", "flight"})

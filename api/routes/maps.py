@@ -14,7 +14,12 @@ from agri.api.accounts import Role
 from agri.api.deps import Conn, CurrentUser
 from agri.api.queries import access, maps
 
-router = APIRouter(prefix="/api/v1", tags=["maps"])
+# Answers every route here may give besides its own (the detail says what to do).
+ERRORS = {400: {"description": "a NUL byte or a malformed request"},
+          401: {"description": "no valid bearer token"},
+          403: {"description": "your role may not do this"},
+          404: {"description": "not there, or not yours to see"}}
+router = APIRouter(prefix="/api/v1", tags=["maps"], responses=ERRORS)
 
 GEOJSON = "application/geo+json"
 VIEWERS = (Role.ADMIN, Role.OFFICER, Role.FARMER, Role.DEVELOPER)
