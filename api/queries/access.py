@@ -33,6 +33,13 @@ def in_region(column: str) -> str:
     return _IN_REGION.format(column=column)
 
 
+def aggregate_region(column: str) -> str:
+    """SQL: aggregates (counts, sums) over municipality ``column`` that the
+    user may see: planners everywhere (never a single farm's rows), officers
+    their region, admins everywhere."""
+    return f"(%(role)s = 'planner' OR {in_region(column)})"
+
+
 FIELD_VISIBLE = f"""(
     {in_region('f.municipality')}
     OR (%(role)s = 'farmer' AND (f.owner = %(user)s OR EXISTS (

@@ -82,10 +82,7 @@ _PROTOTYPE = ("EXISTS (SELECT 1 FROM users u WHERE u.name = d.owner "
               "AND u.role = 'developer')")
 
 
-def _scope(column: str) -> str:
-    """SQL: rows of ``column``'s municipality that the user may count: a
-    planner everywhere, otherwise as access.in_region."""
-    return f"(%(role)s = 'planner' OR {access.in_region(column)})"
+_scope = access.aggregate_region
 
 
 def _year(expr: str, basis: YearBasis, *, day: bool = False) -> str:
