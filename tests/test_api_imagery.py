@@ -31,7 +31,7 @@ from agri.analytics import image_store, protein
 from agri.api.accounts import add_user
 from agri.api.field_registry import import_fields, parse_features
 from agri.deploy.servers import free_port
-from tests.fix_stack import wait_for
+from tests.fix_stack import api_answers, wait_for
 
 PLANE = "EPSG:6678"
 X0, Y0 = -30_000.0, 50_000.0  # the image's north-west corner on the plane
@@ -407,16 +407,16 @@ def test_spray_records_are_scoped_and_summarised(platform, api, world):
 
 @contextmanager
 def api_process(platform, **env: str):
-    """An `agri api` of ``platform`` with extra settings."""
+    """An `agri api` of ``platform`` with extra settings (as fix_stack's api_server)."""
     port = free_port()
     with open(platform.home / "api-imagery.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "api", "--port", str(port)],
                                 env=platform.env(**env), stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
 
-    def up() -> bool:  # answering at all is enough (health also judges ingest)
+    def up() -> bool:
         try:
-            return httpx.get(base + "/healthz", timeout=1).status_code > 0
+            return api_answers(httpx.get(base + "/healthz", timeout=1))
         except httpx.HTTPError:
             return proc.poll() is not None
 
