@@ -14,7 +14,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from agri.api.accounts import User
-from agri.api.queries.access import FIELD_VISIBLE, in_region, who
+from agri.api.queries.access import FIELD_VISIBLE, aggregate_region, who
 from agri.api.queries.open_data import MIN_FARMS  # smallest group an aggregate may show
 from agri.clock import TZ
 
@@ -77,8 +77,7 @@ async def summary(conn: AsyncConnection, user: User, *, year: int | None = None,
             f"AS year, count(*) AS flights, count(DISTINCT coalesce(f.owner, f.id)) AS farms, "
             f"count(DISTINCT f.id) AS fields, coalesce(sum({_AREA}), 0)::float8 AS area_m2 "
             f"FROM drone_records r JOIN fields f ON f.id = r.field_id "
-            f"WHERE r.kind = 'spray' AND (%(role)s = 'planner' OR "
-            f"{in_region('f.municipality')}) "
+            f"WHERE r.kind = 'spray' AND {aggregate_region('f.municipality')} "
             f"AND (%(year)s::int IS NULL OR extract(year FROM r.time AT TIME ZONE %(tz)s) "
             f"= %(year)s) AND (%(municipality)s::text IS NULL OR f.municipality = "
             f"%(municipality)s) GROUP BY 1, 2 "
