@@ -13,7 +13,13 @@ from agri.api.pagination import MAX_CURSOR, Cursor
 from agri.api.queries import advisories
 from agri.api.queries.advisories import PAGE, AdvisoryEdit, NewAdvisory, Target
 
-router = APIRouter(prefix="/api/v1", tags=["advisories"])
+# Answers every route here may give besides its own (the detail says what to do).
+ERRORS = {400: {"description": "a NUL byte or a malformed request"},
+          401: {"description": "no valid bearer token"},
+          403: {"description": "your role may not do this, or a municipality outside your region"},
+          404: {"description": "not there, or not yours to see"},
+          409: {"description": "withdrawn, or the name is taken: the detail says what to do"}}
+router = APIRouter(prefix="/api/v1", tags=["advisories"], responses=ERRORS)
 
 AdvisoryId = Annotated[int, Path(ge=1, le=MAX_CURSOR, description="the advisory's id")]
 PageLimit = Annotated[int, Query(ge=1, le=PAGE, description="items per page")]

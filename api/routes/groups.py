@@ -12,7 +12,13 @@ from agri.api.pagination import MAX_CURSOR, Cursor, Limit
 from agri.api.queries import groups
 from agri.api.queries.groups import PAGE, GroupMembers, NewGroup
 
-router = APIRouter(prefix="/api/v1", tags=["groups"])
+# Answers every route here may give besides its own (the detail says what to do).
+ERRORS = {400: {"description": "a NUL byte or a malformed request"},
+          401: {"description": "no valid bearer token"},
+          403: {"description": "your role may not do this, or a municipality outside your region"},
+          404: {"description": "not there, or not yours to see"},
+          409: {"description": "withdrawn, or the name is taken: the detail says what to do"}}
+router = APIRouter(prefix="/api/v1", tags=["groups"], responses=ERRORS)
 
 GroupId = Annotated[int, Path(ge=1, le=MAX_CURSOR, description="the group's id")]
 GROUP = {"id": 4, "name": "藤崎町 第3生産組合", "municipality": "Fujisaki", "members": 2,

@@ -13,7 +13,12 @@ from agri.api.pagination import MAX_CURSOR, Cursor, Limit
 from agri.api.queries import observations
 from agri.api.queries.observations import PAGE, NewObservation
 
-router = APIRouter(prefix="/api/v1", tags=["observations"])
+# Answers every route here may give besides its own (the detail says what to do).
+ERRORS = {400: {"description": "a NUL byte or a malformed request"},
+          401: {"description": "no valid bearer token"},
+          403: {"description": "your role may not do this, or a municipality outside your region"},
+          404: {"description": "not there, or not yours to see"}}
+router = APIRouter(prefix="/api/v1", tags=["observations"], responses=ERRORS)
 
 RECORD = {"id": 5120, "field": "fujisaki-0412", "kind": "heading", "date": "2026-08-03",
           "value": None, "note": "穂揃い", "recorded_by": "sato", "source": "api",
