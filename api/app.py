@@ -10,13 +10,24 @@ from fastapi.responses import JSONResponse
 from psycopg import OperationalError
 from psycopg_pool import PoolTimeout
 
-from agri.api import middleware
+from agri.api import middleware, openapi
 from agri.api.pools import Databases
-from agri.api.routes import devices, fields, health, me, readings
-from agri.api.routes import kpis, open_data
-from agri.api.routes import advisories, groups, observations
-from agri.api.routes import imagery, maps
+from agri.api.routes import (
+    advisories,
+    devices,
+    fields,
+    groups,
+    health,
+    imagery,
+    kpis,
+    maps,
+    me,
+    observations,
+    open_data,
+    readings,
+)
 from agri.api.routes.field_import import router as field_import_router
+from agri.api.web import auth_pages, officer_pages, open_data_pages, planner_pages
 from agri.api.web.site import install as install_pages
 from agri.settings import Settings, load
 
@@ -43,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="agri platform API", version="1", lifespan=lifespan)
     # Latency, access log, security headers, no 500 for bad input (api/middleware.py).
     middleware.install(app)
+    openapi.install(app)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeout)
@@ -57,12 +69,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(field_import_router)
     app.include_router(devices.router)
     app.include_router(me.router)
-    app.include_router(kpis.router)
-    app.include_router(open_data.router)
+    app.include_router(auth_pages.router)
     app.include_router(advisories.router)
     app.include_router(groups.router)
     app.include_router(observations.router)
+    app.include_router(kpis.router)
+    app.include_router(open_data.router)
     app.include_router(imagery.router)
     app.include_router(maps.router)
+    app.include_router(officer_pages.router)
+    app.include_router(planner_pages.router)
+    app.include_router(open_data_pages.router)
     install_pages(app)  # the pages, /static and the pages' error pages (api/web/)
     return app

@@ -75,6 +75,22 @@ REJECT_VISIBLE = f"""(
     OR EXISTS (SELECT 1 FROM devices d WHERE d.id = r.device_id AND {DEVICE_VISIBLE})
 )"""
 
+# An image (alias i): admins; its uploader (not a planner); whoever sees a
+# field under it (overlapped at upload, or found by the analytics).
+IMAGE_FIELDS = ("(i.field_ids || ARRAY(SELECT s.field_id FROM field_index_stats s "
+                 "WHERE s.image_id = i.id AND s.valid_fraction > 0))")
+IMAGE_VISIBLE = f"""(
+    %(role)s = 'admin'
+    OR (%(role)s <> 'planner' AND i.added_by = %(user)s)
+    OR EXISTS (SELECT 1 FROM fields f WHERE f.id = ANY{IMAGE_FIELDS} AND {FIELD_VISIBLE})
+)"""
+
+# A drone record (alias r): whoever sees the field it served (or one of the
+# fields a multi-field record lists).
+DRONE_RECORD_VISIBLE = f"""EXISTS (SELECT 1 FROM fields f WHERE (f.id = r.field_id OR
+    (r.field_id IS NULL AND jsonb_typeof(r.body->'fields') = 'array'
+     AND r.body->'fields' ? f.id)) AND {FIELD_VISIBLE})"""
+
 
 def who(user: User) -> dict:
     return {"role": str(user.role), "regions": list(user.regions), "user": user.name}

@@ -23,7 +23,7 @@ from shapely.geometry import shape
 from agri.analytics import image_store
 from agri.api import image_files
 from agri.api.accounts import User
-from agri.api.queries.access import FIELD_OWNED, FIELD_VISIBLE, who
+from agri.api.queries.access import FIELD_OWNED, FIELD_VISIBLE, IMAGE_FIELDS, IMAGE_VISIBLE, who
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +31,6 @@ PREVIEWS_DIR = "previews"
 CENTROID_MARGIN_DEG = 0.02  # candidate fields: centroid this far outside the footprint's box
 STATUSES = ("pending", "processing", "done", "failed")
 
-# The fields an image holds: overlapped at upload, or found by the analytics.
-_IMAGE_FIELDS = ("(i.field_ids || ARRAY(SELECT s.field_id FROM field_index_stats s "
-                 "WHERE s.image_id = i.id AND s.valid_fraction > 0))")
-# Images the user may see (alias i); see the module's docstring.
-IMAGE_VISIBLE = f"""(
-    %(role)s = 'admin'
-    OR (%(role)s <> 'planner' AND i.added_by = %(user)s)
-    OR EXISTS (SELECT 1 FROM fields f WHERE f.id = ANY{_IMAGE_FIELDS} AND {FIELD_VISIBLE})
-)"""
 
 
 def _iso(value) -> str | None:
@@ -62,7 +53,7 @@ def _item(r: dict, user: User) -> dict:
 
 _SELECT = f"""SELECT i.id, i.source, i.status, i.error, i.acquired_at, i.created_at,
     i.processed_at, i.drone_id, i.flight, i.added_by,
-    (SELECT count(*) FROM fields f WHERE f.id = ANY{_IMAGE_FIELDS}
+    (SELECT count(*) FROM fields f WHERE f.id = ANY{IMAGE_FIELDS}
      AND {FIELD_VISIBLE}) AS fields
 FROM images i WHERE {IMAGE_VISIBLE}"""
 

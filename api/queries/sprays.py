@@ -14,7 +14,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from agri.api.accounts import User
-from agri.api.queries.access import FIELD_VISIBLE, aggregate_region, who
+from agri.api.queries.access import DRONE_RECORD_VISIBLE, aggregate_region, who
 from agri.api.queries.open_data import MIN_FARMS  # smallest group an aggregate may show
 from agri.clock import TZ
 
@@ -24,9 +24,6 @@ TEXT_KEYS = ("product", "target", "started_at", "ended_at")
 NUMBER_KEYS = ("rate_l_per_10a", "sprayed_area_m2", "volume_l")
 
 # The record's field (or, without one, any of the fields it names) is visible.
-_RECORD_VISIBLE = f"""EXISTS (SELECT 1 FROM fields f WHERE (f.id = r.field_id OR
-    (r.field_id IS NULL AND jsonb_typeof(r.body->'fields') = 'array'
-     AND r.body->'fields' ? f.id)) AND {FIELD_VISIBLE})"""
 
 _AREA = ("CASE WHEN jsonb_typeof(r.body->'sprayed_area_m2') = 'number' "
          "AND (r.body->>'sprayed_area_m2')::numeric BETWEEN 0 AND %(max_area)s "
@@ -48,7 +45,7 @@ async def records(conn: AsyncConnection, user: User, *, after: int | None, limit
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             f"SELECT r.id, r.drone_id, r.time, r.field_id, r.body, r.received_at "
-            f"FROM drone_records r WHERE r.kind = 'spray' AND {_RECORD_VISIBLE} "
+            f"FROM drone_records r WHERE r.kind = 'spray' AND {DRONE_RECORD_VISIBLE} "
             f"AND (%(after)s::bigint IS NULL OR r.id < %(after)s) "
             f"AND (%(field)s::text IS NULL OR r.field_id = %(field)s) "
             f"ORDER BY r.id DESC LIMIT %(limit)s",
