@@ -97,6 +97,11 @@ def state_of(r: FieldResult, nights: pd.DataFrame | None, water, as_of: date, *,
         protein_pct=pct, protein_class=cls, device_issues=issues)
 
 
+# What an officer may edit of a draft; a later run leaves an edited one's alone.
+_EDITABLE = ("severity", "valid_until", "title_ja", "body_ja", "title_en", "body_en")
+_KEEP_EDIT = "{c} = CASE WHEN advisories.edited_at IS NULL THEN {v} ELSE advisories.{c} END"
+
+
 def store(conn: psycopg.Connection, drafts: list[advice.Advisory], *, as_of: date) -> int:
     """Write the drafts; returns how many were written (added or updated).
 
@@ -119,21 +124,27 @@ def store(conn: psycopg.Connection, drafts: list[advice.Advisory], *, as_of: dat
         if current is not None and current[1] == "published":
             continue
         if current is not None:
+            # An officer's edit (edited_at) keeps its severity, validity and
+            # text; the fields and evidence follow the data.
             conn.execute(
-                "UPDATE advisories SET severity = %s, field_ids = %s, reason = %s, evidence = "
-                "%s::jsonb, valid_until = %s, title_ja = %s, body_ja = %s, title_en = %s, "
-                "body_en = %s, computed_for = %s, updated_at = now() WHERE id = %s",
+                f"UPDATE advisories SET {_KEEP_EDIT.format(v='%s', c='severity')}, "
+                f"field_ids = %s, reason = %s, evidence = %s::jsonb, "
+                f"{_KEEP_EDIT.format(v='%s', c='valid_until')}, "
+                f"{_KEEP_EDIT.format(v='%s', c='title_ja')}, "
+                f"{_KEEP_EDIT.format(v='%s', c='body_ja')}, "
+                f"{_KEEP_EDIT.format(v='%s', c='title_en')}, "
+                f"{_KEEP_EDIT.format(v='%s', c='body_en')}, "
+                f"computed_for = %s, updated_at = now() WHERE id = %s",
                 (*values, current[0]))
         else:
             conn.execute(
                 "INSERT INTO advisories (key, kind, municipality, valid_from, severity, "
                 "field_ids, reason, evidence, valid_until, title_ja, body_ja, title_en, "
                 "body_en, computed_for) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, "
-                "%s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET severity = "
-                "EXCLUDED.severity, field_ids = EXCLUDED.field_ids, reason = EXCLUDED.reason, "
-                "evidence = EXCLUDED.evidence, valid_until = EXCLUDED.valid_until, title_ja = "
-                "EXCLUDED.title_ja, body_ja = EXCLUDED.body_ja, title_en = EXCLUDED.title_en, "
-                "body_en = EXCLUDED.body_en, computed_for = EXCLUDED.computed_for, "
+                "%s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET "
+                + ", ".join(_KEEP_EDIT.format(v=f"EXCLUDED.{c}", c=c) for c in _EDITABLE)
+                + ", field_ids = EXCLUDED.field_ids, reason = EXCLUDED.reason, "
+                "evidence = EXCLUDED.evidence, computed_for = EXCLUDED.computed_for, "
                 "updated_at = now() WHERE advisories.status = 'draft'",
                 (advice.advisory_key(a), str(a.kind), a.municipality, a.valid_from, *values))
         written += 1

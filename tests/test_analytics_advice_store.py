@@ -46,3 +46,24 @@ def test_a_lasting_condition_keeps_one_draft_and_a_published_one_is_left(platfor
         advice_results.store(conn, [draft(much_later, ("f3",), "d")], as_of=much_later)
         conn.commit()
     assert rows(platform) == [("published", ["f1", "f2"], "b"), ("draft", ["f3"], "d")]
+
+
+def test_an_officers_edit_of_a_draft_outlives_the_next_runs(platform):
+    day = date(2002, 7, 10)
+
+    def mine() -> list[tuple]:
+        return platform.sql("SELECT field_ids, body_ja, severity FROM advisories WHERE "
+                            "municipality = 'Teststore' AND valid_from >= '2002-01-01'")
+    with psycopg.connect(platform.db_url) as conn:
+        advice_results.store(conn, [draft(day, ("f1",), "rule")], as_of=day)
+        conn.execute("UPDATE advisories SET body_ja = 'officer', severity = 'urgent', "
+                     "edited_at = now() WHERE municipality = 'Teststore' "
+                     "AND valid_from >= '2002-01-01'")
+        advice_results.store(conn, [draft(day, ("f1",), "rule again")], as_of=day)
+        conn.commit()
+        assert mine() == [(["f1"], "officer", "urgent")]
+        nxt = day + timedelta(days=1)
+        advice_results.store(conn, [draft(nxt, ("f1", "f2"), "rule next")], as_of=nxt)
+        conn.commit()
+    # The fields follow the data; the officer's words and severity stay.
+    assert mine() == [(["f1", "f2"], "officer", "urgent")]

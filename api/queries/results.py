@@ -8,9 +8,6 @@ from datetime import date
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-# Who sees advisory drafts: the officers who review them and admins.
-REVIEWERS = frozenset({"officer", "admin"})
-
 
 def _iso(value) -> str | None:
     return None if value is None else value.isoformat()
@@ -115,23 +112,3 @@ async def protein(conn: AsyncConnection, field_id: str, as_of: date | None) -> d
     return {"protein_pct": round(r["protein_pct"], 2), "class": r["class"],
             "image": r["image_id"], "year": r["year"],
             "model": {"cv_r2": r["cv_r2"], "cv_rmse_pct": r["cv_rmse"], "samples": r["samples"]}}
-
-
-async def advisories(conn: AsyncConnection, field_id: str, *, role: str, after: int | None,
-                     limit: int) -> list[dict]:
-    statuses = ["draft", "published", "withdrawn"] if role in REVIEWERS else ["published"]
-    rows = await _all(
-        conn, "SELECT id, kind, severity, status, municipality, field_ids, reason, evidence, "
-        "valid_from, valid_until, title_ja, body_ja, title_en, body_en, computed_for, "
-        "published_at FROM advisories WHERE %s = ANY(field_ids) AND status = ANY(%s) "
-        "AND (%s::bigint IS NULL OR id < %s) ORDER BY id DESC LIMIT %s",
-        (field_id, statuses, after, after, limit))
-    return [{"id": r["id"], "kind": r["kind"], "severity": r["severity"], "status": r["status"],
-             "municipality": r["municipality"],
-             "fields": r["field_ids"] if role in REVIEWERS else [field_id],
-             "reason": r["reason"], "evidence": r["evidence"],
-             "valid_from": _iso(r["valid_from"]), "valid_until": _iso(r["valid_until"]),
-             "title": {"ja": r["title_ja"], "en": r["title_en"]},
-             "body": {"ja": r["body_ja"], "en": r["body_en"]},
-             "computed_for": _iso(r["computed_for"]),
-             "published_at": _iso(r["published_at"])} for r in rows]

@@ -8,8 +8,9 @@ shown as that message; any other detail gets its status's general message.
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agri.api.web import i18n
@@ -52,9 +53,24 @@ async def _http_error(request: Request, exc: StarletteHTTPException):
     return error_page(request, exc.status_code, exc.detail, exc.headers)
 
 
+def _text(value: object) -> str | int:
+    """A location part or message that can be sent as JSON (a lone surrogate
+    in the request must not make the answer unencodable)."""
+    if isinstance(value, int):
+        return value
+    return str(value).encode("utf-8", "replace").decode("utf-8")
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict]:
+    """What was invalid and why, without echoing the input back (it may be
+    huge, a secret, or not encodable)."""
+    return [{"type": _text(e.get("type", "")), "loc": [_text(p) for p in e.get("loc", ())],
+             "msg": _text(e.get("msg", ""))} for e in exc.errors()]
+
+
 async def _invalid(request: Request, exc: RequestValidationError):
     if not is_page(request):
-        return await request_validation_exception_handler(request, exc)
+        return JSONResponse({"detail": validation_errors(exc)}, status_code=422)
     return error_page(request, 422)
 
 
