@@ -398,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--days", type=int, default=184,
                    help="days of the season loaded from 1 May (default 184: to 31 October)")
     a.add_argument("--seed", type=int, default=1, help="season seed")
+    a.add_argument("--home", help="keep the stack and its season here, and reuse them when "
+                   "they match (default: a temporary folder, removed)")
     a.set_defaults(func=cmd_bench)
 
     from agri.analytics.cli import register as register_analytics

@@ -32,6 +32,12 @@ folder), the bench
    (series.bucket_points with source=RAW), one query at a time on the same
    connection over the same fields, checking that both give the same counts.
 
+With ``--home DIR`` the stack and its season stay in DIR, and a later run
+with the same ``--fields``, ``--days`` and ``--seed`` measures them again
+without loading. Before each endpoint's load, ``SEQUENTIAL_REQUESTS``
+requests one at a time give its unloaded p50; the machine's load average
+is printed beside (other work on the machine shows in every figure).
+
 The last line printed is one JSON object: ``bench``, the figures of each
 endpoint, ``baseline`` (the raw readings' daily series) and ``ratio``
 (rollup p50 / raw p50 of the daily series).
@@ -225,11 +231,14 @@ def start_api(stack: EmbeddedStack, log: Path) -> tuple[subprocess.Popen, str]:
 def make_officer(url: str, municipalities: list[str]) -> tuple[str, str | None]:
     """An officer of every municipality: API token, and a page session cookie
     (None when the app has no page sessions)."""
-    from agri.api.accounts import add_user
+    from agri.api.accounts import add_user, rotate_token
 
     with connect(url) as conn:
-        token = add_user(conn, name="bench-officer", role="officer",
-                         regions=municipalities).token
+        if conn.execute("SELECT 1 FROM users WHERE name = 'bench-officer'").fetchone():
+            token = rotate_token(conn, "bench-officer")  # a stack kept from an earlier run
+        else:
+            token = add_user(conn, name="bench-officer", role="officer",
+                             regions=municipalities).token
         conn.execute("UPDATE users SET must_change_password = false "
                      "WHERE name = 'bench-officer'")
         conn.commit()
@@ -348,18 +357,33 @@ def run(args) -> int:
               "between 1 and 184", file=sys.stderr)
         return 2
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
-    home = Path(tempfile.mkdtemp(prefix="agri-bench-api-"))
+    keep = args.home is not None
+    home = Path(args.home) if keep else Path(tempfile.mkdtemp(prefix="agri-bench-api-"))
+    home.mkdir(parents=True, exist_ok=True)
     home.chmod(0o755)
     stack = EmbeddedStack(home / "home")
     api = None
     ok = False
+    done = home / "loaded.json"  # what a kept stack holds: reused when it matches
+    tag = {"fields": args.fields, "days": args.days, "seed": args.seed}
+    reuse = done.exists() and orjson.loads(done.read_bytes()).get("tag") == tag
+    if not reuse and (done.exists() or (home / "season").exists()):
+        print(f"agri bench api: {home} holds another run's data: choose an empty --home",
+              file=sys.stderr)
+        return 2
     try:
         stack.start()
         settings = Settings(home=stack.home, database_url=None, mqtt_url=None)
-        print(f"simulating and loading {args.fields} fields, {args.days} days of the season ...",
-              flush=True)
-        loaded = load(settings, fields=args.fields, days=args.days, seed=args.seed,
-                      out=home / "season")
+        if reuse:
+            loaded = orjson.loads(done.read_bytes())["loaded"]
+            print(f"reusing the season loaded in {home}", flush=True)
+        else:
+            print(f"simulating and loading {args.fields} fields, {args.days} days of the "
+                  "season ...", flush=True)
+            loaded = load(settings, fields=args.fields, days=args.days, seed=args.seed,
+                          out=home / "season")
+            if keep:
+                done.write_bytes(orjson.dumps({"tag": tag, "loaded": loaded}))
         print(f"loaded {loaded['readings']:,} readings of {loaded['devices']} devices "
               f"({loaded['paddy_sensors']} paddy sensors, {loaded['weather_stations']} weather "
               f"stations) on {loaded['fields']} fields in {loaded['load_s']} s "
@@ -385,9 +409,9 @@ def run(args) -> int:
             api.send_signal(signal.SIGTERM)
             api.wait(30)
         stack.stop()
-        if ok:
+        if ok and not keep:
             shutil.rmtree(home, ignore_errors=True)
-        else:
+        elif not ok:
             print(f"the bench failed: logs kept in {home}", file=sys.stderr)
     loaded.pop("paddy_fields")
     loaded.pop("municipalities")
