@@ -23,6 +23,7 @@ import psycopg
 from agri.analytics import agronomy as ag
 from agri.analytics import blast, calibration, climate_normal, estimate
 from agri.analytics import season_data as sd
+from agri.clock import TIME_ZONE
 
 logger = logging.getLogger(__name__)
 
@@ -199,9 +200,9 @@ def store_harvest_order(conn: psycopg.Connection, results: list[FieldResult], *,
     rows = conn.execute(
         "SELECT DISTINCT ON (m.field_id) m.field_id, m.class, m.rank FROM field_maturity m "
         "JOIN images i ON i.id = m.image_id WHERE m.field_id = ANY(%s) AND "
-        "extract(year FROM i.acquired_at AT TIME ZONE 'Asia/Tokyo') = %s "
+        "extract(year FROM i.acquired_at AT TIME ZONE %s) = %s "
         "ORDER BY m.field_id, i.acquired_at DESC",
-        ([r.season.field_id for r in results], as_of.year)).fetchall()
+        ([r.season.field_id for r in results], TIME_ZONE, as_of.year)).fetchall()
     ranked = pd.DataFrame([(c, k) for _, c, k in rows], index=[f for f, _, _ in rows],
                           columns=["harvest_class", "ripeness_rank"], dtype=float)
     by_region: dict[str, list[FieldResult]] = {}

@@ -40,6 +40,7 @@ from agri.api.queries.open_data import (
     platform_municipality,
     safe_text,
 )
+from agri.clock import TIME_ZONE
 from agri.devices.profiles import PROFILES
 
 YearBasis = Literal["fiscal", "calendar"]
@@ -88,7 +89,7 @@ _scope = access.aggregate_region
 def _year(expr: str, basis: YearBasis, *, day: bool = False) -> str:
     """SQL: the (fiscal) year of timestamptz ``expr`` in Asia/Tokyo, or of
     the date ``expr`` (``day``: a Tokyo day already)."""
-    local = f"({expr})" if day else f"(({expr}) AT TIME ZONE 'Asia/Tokyo')"
+    local = f"({expr})" if day else f"(({expr}) AT TIME ZONE '{TIME_ZONE}')"
     if basis == "fiscal":
         local = f"({local} - interval '3 months')"
     return f"extract(year FROM {local})::int"
