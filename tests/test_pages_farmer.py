@@ -6,8 +6,12 @@ time of its data, caching for a weak signal, the language switch, the diary
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -23,6 +27,7 @@ from agri.api.web.photos import MAX_PHOTO_BYTES
 from agri.api.web.render import PAGE_CACHE
 from agri.api.web.svg_charts import BAND, LINE
 from agri.clock import TZ, today_local
+from agri.deploy.servers import free_port
 from agri.devices.topics import senml_topic
 from tests.fix_pages import PageClient, login
 from tests.fix_stack import wait_for
@@ -372,3 +377,33 @@ def test_field_page_shows_the_latest_image_of_the_field_to_who_sees_it(owner, ot
     again = owner.get("/fields/pf-imaged/map.png", headers={"If-None-Match": png.headers["etag"]})
     assert again.status_code == 304
     assert other.get("/fields/pf-imaged/map.png").status_code == 404
+
+
+@pytest.mark.fault
+def test_a_page_says_in_japanese_when_the_database_does_not_answer(tmp_path):
+    port, nobody = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGRI_")}
+    env |= {"AGRI_HOME": str(tmp_path),
+            "AGRI_DATABASE_URL": f"postgresql://agri:x@127.0.0.1:{nobody}/agri",
+            "AGRI_MQTT_URL": f"mqtt://agri:x@127.0.0.1:{nobody}"}
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "api.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "api", "--port", str(port)],
+                                env=env, stdout=log, stderr=log)
+    try:
+        def up() -> bool:
+            try:
+                return httpx.get(base + "/static/app.css", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return proc.poll() is not None
+        wait_for(up, what="the API to serve its style sheet")
+        assert proc.poll() is None, (tmp_path / "api.log").read_text()[-2000:]
+        page = httpx.get(base + "/fields", timeout=60)
+        assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+        assert "少し待ってから開き直してください" in page.text
+        assert page.headers["cache-control"] == "no-store" and page.headers["retry-after"]
+        api = httpx.get(base + "/api/v1/me", headers={"Authorization": "Bearer x"}, timeout=60)
+        assert api.status_code == 503 and "database unavailable" in api.json()["detail"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)

@@ -11,6 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg import OperationalError
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agri.api.web import i18n
@@ -19,6 +21,7 @@ from agri.api.web.render import render
 
 # Paths that are not pages: their errors stay as their own handlers make them.
 NOT_PAGES = ("/api/", "/healthz", "/metrics", "/openapi.json", "/docs", "/redoc", "/static/")
+RETRY_AFTER_S = 30  # when the database does not answer
 GENERAL = {400: "error.400", 403: "error.403", 404: "error.404", 422: "error.400",
            500: "error.500", 503: "error.503"}
 
@@ -82,7 +85,22 @@ async def _crash(request: Request, exc: Exception):
     return error_page(request, 500)
 
 
+def _page_or(previous, status: int):
+    """A handler that answers pages with the error page (``status``) and
+    everything else as ``previous`` did."""
+    async def handler(request: Request, exc: Exception):
+        if not is_page(request):
+            return await previous(request, exc)
+        return error_page(request, status, headers={"Retry-After": str(RETRY_AFTER_S)})
+    return handler
+
+
 def install(app: FastAPI) -> None:
+    """Call after the app's own handlers are registered: those for a database
+    that does not answer (503) keep answering the JSON API."""
+    for exc_class, previous in list(app.exception_handlers.items()):
+        if exc_class in (OperationalError, PoolTimeout):
+            app.add_exception_handler(exc_class, _page_or(previous, 503))
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(Exception, _crash)
