@@ -158,6 +158,10 @@ def test_the_officer_publishes_a_draft_and_the_farmer_reads_it(api, world, platf
     assert r.status_code == 303, r.text[:500]
     shown = officer.get(r.headers["location"])
     assert "公開しました" in shown.text
+    # The list is asked for again each time, so it never shows the draft as a draft.
+    assert "no-cache" in shown.headers["cache-control"]
+    again = officer.get("/advisories", headers={"If-None-Match": listing.headers["etag"]})
+    assert again.status_code == 200
     assert platform.sql("SELECT status FROM advisories WHERE id = %s", (advisory,))[0][0] == \
         "published"
     assert platform.sql("SELECT field_ids, published_by FROM advisory_publications WHERE "

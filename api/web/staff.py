@@ -21,6 +21,10 @@ from agri.api.web import i18n, i18n_officer
 from agri.api.web.render import render
 
 OFFICERS = (Role.OFFICER, Role.ADMIN)
+# These pages change through their own forms: the browser asks again each
+# time (a 304 when nothing changed), so a list never shows a draft that was
+# just published; with the server out of reach it may still show the last one.
+STAFF_CACHE = "private, no-cache, stale-if-error=604800"
 PLANNERS = (Role.PLANNER, Role.ADMIN)
 LINE_MAX = 200      # a one-line form field, characters
 TEXT_MAX = 4000     # a text area, characters
@@ -67,7 +71,10 @@ def page(request: Request, user: User | None, template: str, context: dict, *,
     lang = language(request, user)
     values = {"user": user, "t": lambda key, **kw: i18n_officer.gettext(lang, key, **kw),
               "menu": menu(user), **context}
-    return render(request, template, values, data_time=data_time, status=status)
+    response = render(request, template, values, data_time=data_time, status=status)
+    if status == 200:
+        response.headers["Cache-Control"] = STAFF_CACHE
+    return response
 
 
 def refuse(request: Request, user: User | None, status: int, message: str) -> Response:
