@@ -81,6 +81,9 @@ TARGETS_MS = {"conditions": 20.0, "daily_series": 30.0, "field_detail": 100.0,
 HTML_TARGET_BYTES = 60 * 1024
 SEARCH_STEPS = 4  # doublings or halvings of the rate when searching
 SEARCH_MIN_S = 2.0
+# A run stops at OVERRUN times its duration plus OVERRUN_S; requests not answered by
+# then count as errors (a server that far behind fails the run anyway).
+OVERRUN, OVERRUN_S = 3.0, 30.0
 BASELINE_QUERIES = 100
 SEQUENTIAL_REQUESTS = 50  # one at a time, before each endpoint's load
 START_TIMEOUT_S = 60.0
@@ -289,7 +292,15 @@ async def offer(base: str, headers: dict, paths: list[str], *, rate: float,
                 if html:
                     result.sizes.append(len(r.content))
 
-    await asyncio.gather(*(client(items) for items in schedule))
+    tasks = [asyncio.ensure_future(client(items)) for items in schedule]
+    _, late = await asyncio.wait(tasks, timeout=duration * OVERRUN + OVERRUN_S)
+    for task in late:  # a server this far behind: what is left counts as errors
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
+    unanswered = total - len(result.latencies_ms) - result.errors
+    if unanswered:
+        result.errors += unanswered
+        result.codes["unanswered"] += unanswered
     return result
 
 
