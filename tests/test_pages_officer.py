@@ -231,6 +231,8 @@ def test_hostile_input_in_the_forms(api, world, platform):
         r = officer.post(f"/advisories/{bad}/withdraw",
                          data={"csrf": officer.csrf("/advisories")})
         assert r.status_code in (400, 404), bad
+    assert officer.get(f"{page}?done=recorded").status_code == 200
+    assert officer.get("/fields/po-f1/observations?done=published&lang=xx").status_code == 200
     assert officer.get("/fields/po-k1/observations").status_code == 404
     assert officer.get("/fields/%00/observations").status_code in (404, 400)
     r = officer.form("/fields/po-f1/observations", action="/fields/po-k1/observations",

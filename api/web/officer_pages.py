@@ -38,7 +38,8 @@ router = APIRouter(include_in_schema=False)
 MODES = ("status", "harvest", "protein")
 MAP_FIELDS = 2000  # polygons drawn on one map; the list says when there are more
 LIST_DRAFTS, LIST_OTHERS = 50, 20
-DONE = ("created", "edited", "published", "withdrawn", "recorded")
+ADVISORY_DONE = ("created", "edited", "published", "withdrawn")  # ?done= after a form
+OBSERVATION_DONE = ("recorded",)
 FIELD_LIST_RE = re.compile(r"[\s,、]+")
 
 def _midnight(day: date | None) -> datetime | None:
@@ -352,7 +353,7 @@ async def _advisory_page(request, user, conn, advisory_id: int, *, error: str | 
                    "valid_until": item["valid_until"], "fields_text": ""}
     return staff.page(request, user, "officer_advisory.html", {
         "a": item, "values": form_values | (values or {}), "error": error,
-        "done": done if done in DONE else None, "severities": [str(s) for s in Severity],
+        "done": done if done in ADVISORY_DONE else None, "severities": [str(s) for s in Severity],
         "groups": [g for g in group_page["items"] if g["municipality"] == item["municipality"]]
         or group_page["items"],
         "municipalities": _municipalities(user) or [item["municipality"]],
@@ -495,7 +496,7 @@ async def _observations_page(request, user, conn, field_id: str, *, error: str |
         "field": {"id": row[0], "name": row[1], "municipality": row[5]},
         "records": records["items"], "kinds": observations.kinds(),
         "values": defaults | (values or {}), "error": error,
-        "done": done if done in DONE else None}, data_time=newest, status=status)
+        "done": done if done in OBSERVATION_DONE else None}, data_time=newest, status=status)
 
 
 @router.get("/fields/{field_id}/observations")
