@@ -112,11 +112,6 @@ async def region_page(request: Request, user: PageUser, conn: Conn, mode: str = 
         href=lambda f: f"/fields/{f['id']}", label=lambda f: label_of[f["id"]],
         title=i18n_officer.gettext(lang, f"region.map_title.{mode}"), lang=lang,
         underlay=gsi.underlay if with_basemap else None) if features else None
-    if svg is not None:
-        # The fields are links, so the map is a group of them, not one image
-        # (axe: nested-interactive). Until svg_map says so itself:
-        svg = Markup(str(svg).replace('class="map" role="img"',  # noqa: S704 - made escaped
-                                      'class="map" role="group"', 1))
     context.update(items=items, legend=legend, map=svg, truncated=collection["truncated"])
     # The pages' Content-Security-Policy lets images come from the GSI tile
     # server (api/middleware.py): nothing else of the page leaves the site.

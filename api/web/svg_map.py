@@ -98,8 +98,11 @@ def polygon_map(features: Iterable[Feature], *, colour: Callable[[Feature], str]
     named ``label(f)`` and linked to ``href(f)`` (None: no link)."""
     features = [f for f in features if _rings(f.get("geometry"))]
     proj = Projection.fit(features, width=width, max_height=max_height)
+    # A map whose fields are links is a group of them, not one image (links
+    # inside an image are hidden from screen readers).
+    role = "group" if any(href(f) for f in features) else "img"
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {proj.width} {proj.height}" '
-           f'class="map" role="img" aria-label="{escape(title)}">',
+           f'class="map" role="{role}" aria-label="{escape(title)}">',
            f"<title>{escape(title)}</title>",
            f"<desc>{escape(gettext(lang, 'map.summary', n=len(features)))}</desc>"]
     if underlay is not None:
