@@ -9,6 +9,7 @@ must not be a GET; one that must read the latest write uses ``PrimaryConn``.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -36,44 +37,94 @@ def get_settings(request: Request) -> Settings:
 
 
 async def get_conn(request: Request, databases: Annotated[Databases, Depends(get_databases)]):
-    async with databases.connection(read=request.method in SAFE_METHODS) as conn:
-        yield conn
-
-
-async def get_primary_conn(databases: Annotated[Databases, Depends(get_databases)]):
-    async with databases.connection(read=False) as conn:
+    async with databases.connection_of(read=request.method in SAFE_METHODS) as (conn, primary):
+        request.state.conn_is_primary = primary
         yield conn
 
 
 Conn = Annotated[AsyncConnection, Depends(get_conn)]
+
+
+async def get_primary_conn(request: Request, conn: Conn,
+                           databases: Annotated[Databases, Depends(get_databases)]):
+    """The primary's connection: the request's own when it is the primary's
+    (one connection per request, whatever the order of a route's
+    parameters), else one more, always taken after the replica's."""
+    if request.state.conn_is_primary:
+        yield conn
+        return
+    async with databases.connection(read=False) as primary:
+        yield primary
+
+
 PrimaryConn = Annotated[AsyncConnection, Depends(get_primary_conn)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+async def on_primary(request: Request, conn: AsyncConnection, databases: Databases,
+                     query: str, params: tuple) -> None:
+    """Run a write on the primary: on the request's connection when it is the
+    primary's, else on one taken (after the replica's) for just this."""
+    if request.state.conn_is_primary:
+        await conn.execute(query, params)
+        return
+    async with databases.connection(read=False) as primary:
+        await primary.execute(query, params)
+
+
+# When this process last marked a token as used (its digest -> monotonic
+# time): at most one write a minute per token, not one per request.
+_marked: dict[bytes, float] = {}
+MARK_EVERY_S = 60.0
+
+
 async def current_user(
     request: Request,
+    conn: Conn,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     databases: Annotated[Databases, Depends(get_databases)],
 ) -> User:
     """The user of a live API token (``Authorization: Bearer``), looked up on
-    the primary so that a revoked token stops at once; the user's name is
-    kept on the request for the access log."""
+    the request's own connection (no second one is held meanwhile); the
+    user's name is kept on the request for the access log."""
+    return await _token_user(request, conn, credentials, databases)
+
+
+async def current_user_holding_nothing(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    databases: Annotated[Databases, Depends(get_databases)],
+) -> User:
+    """As ``current_user``, on a connection given back at once: for a route
+    that streams a large upload before it needs the database."""
+    async with databases.connection_of(read=request.method in SAFE_METHODS) as (conn, primary):
+        request.state.conn_is_primary = primary
+        return await _token_user(request, conn, credentials, databases)
+
+
+async def _token_user(request: Request, conn: AsyncConnection,
+                      credentials: HTTPAuthorizationCredentials | None,
+                      databases: Databases) -> User:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token: send Authorization: Bearer <token>",
                             headers={"WWW-Authenticate": "Bearer"})
     digest = token_digest(credentials.credentials)
-    async with databases.connection(read=False) as primary:
-        async with primary.cursor(row_factory=class_row(User)) as cur:
-            await cur.execute(USER_BY_BEARER, (digest,))
-            user = await cur.fetchone()
-        if user is not None:
-            await primary.execute(BEARER_USED, (digest,))
+    async with conn.cursor(row_factory=class_row(User)) as cur:
+        await cur.execute(USER_BY_BEARER, (digest,))
+        user = await cur.fetchone()
     if user is None:
         raise HTTPException(401, "unknown, expired or revoked token: ask for a new one "
                                  "(agri users token NAME --rotate, or your page's Tokens)",
                             headers={"WWW-Authenticate": "Bearer"})
+    now = time.monotonic()
+    if now - _marked.get(digest, -MARK_EVERY_S) >= MARK_EVERY_S:
+        if len(_marked) > 100_000:
+            _marked.clear()
+        _marked[digest] = now
+        await on_primary(request, conn, databases, BEARER_USED, (digest,))
     request.state.user_name = user.name
     return user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+UploadingUser = Annotated[User, Depends(current_user_holding_nothing)]

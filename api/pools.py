@@ -77,6 +77,13 @@ class Databases:
     @asynccontextmanager
     async def connection(self, *, read: bool) -> AsyncIterator[AsyncConnection]:
         """A connection of the replica for a read while it answers, else of the primary."""
+        async with self.connection_of(read=read) as (conn, _primary):
+            yield conn
+
+    @asynccontextmanager
+    async def connection_of(self, *, read: bool
+                            ) -> AsyncIterator[tuple[AsyncConnection, bool]]:
+        """(connection, whether it is the primary's), as ``connection``."""
         use_replica = read and self.replica is not None
         async with AsyncExitStack() as stack:
             conn = None
@@ -93,10 +100,10 @@ class Databases:
             if conn is None:
                 if use_replica and self._down_since is not None:
                     self._maybe_probe()
-                yield await stack.enter_async_context(self.primary.connection())
+                yield await stack.enter_async_context(self.primary.connection()), True
                 return
             try:
-                yield conn
+                yield conn, False
             except OperationalError as exc:
                 self._mark_down(exc)
                 raise

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
@@ -34,7 +35,7 @@ from psycopg.rows import class_row
 
 from agri.api import passwords
 from agri.api.accounts import User
-from agri.api.deps import get_databases
+from agri.api.deps import Conn, get_databases, on_primary
 from agri.api.pools import Databases
 from agri.api.queries.access import in_region
 
@@ -109,42 +110,51 @@ async def end_session(conn: AsyncConnection, cookie: str) -> None:
                        (_digest(cookie),))
 
 
+_slid: dict[str, float] = {}  # cookie -> when this process last slid its expiry
+SLIDE = ("UPDATE page_sessions SET last_seen_at = now(), expires_at = now() + %s "
+         "WHERE id_hash = %s AND last_seen_at < now() - interval '1 hour'")
+
+
 async def session_of(conn: AsyncConnection, cookie: str | None) -> SessionRow | None:
     if not cookie or len(cookie) > 100:
         return None
     async with conn.cursor(row_factory=class_row(SessionRow)) as cur:
         await cur.execute(SESSION_USER, (_digest(cookie),))
-        row = await cur.fetchone()
-    if row is not None:
-        # Sliding expiry, written at most once an hour per session.
-        await conn.execute(
-            "UPDATE page_sessions SET last_seen_at = now(), expires_at = now() + %s "
-            "WHERE id_hash = %s AND last_seen_at < now() - interval '1 hour'",
-            (timedelta(days=SESSION_DAYS), _digest(cookie)))
-    return row
+        return await cur.fetchone()
 
 
-async def _page_user(request: Request, databases: Databases) -> User | None:
-    async with databases.connection(read=False) as conn:
-        row = await session_of(conn, request.cookies.get(COOKIE))
+async def _page_user(request: Request, conn: AsyncConnection,
+                     databases: Databases) -> User | None:
+    cookie = request.cookies.get(COOKIE)
+    row = await session_of(conn, cookie)
     if row is None:
         return None
+    # Sliding expiry, written at most once an hour per session (on the
+    # primary, without holding a second connection of the same pool); this
+    # process does not even ask more than once a minute.
+    now = time.monotonic()
+    if now - _slid.get(cookie, -60.0) >= 60.0:
+        if len(_slid) > 100_000:
+            _slid.clear()
+        _slid[cookie] = now
+        await on_primary(request, conn, databases, SLIDE,
+                         (timedelta(days=SESSION_DAYS), _digest(cookie)))
     request.state.user_name = row.name
     request.state.csrf = row.csrf_token
     return User(row.name, row.role, row.regions, row.language, row.must_change_password)
 
 
 async def optional_page_user(
-        request: Request,
+        request: Request, conn: Conn,
         databases: Annotated[Databases, Depends(get_databases)]) -> User | None:
-    return await _page_user(request, databases)
+    return await _page_user(request, conn, databases)
 
 
-async def page_user(request: Request,
+async def page_user(request: Request, conn: Conn,
                     databases: Annotated[Databases, Depends(get_databases)]) -> User:
     """The signed-in user; without a session, a redirect to the login page
     that comes back here; with a password to change, a redirect there."""
-    user = await _page_user(request, databases)
+    user = await _page_user(request, conn, databases)
     path = request.url.path
     if user is None:
         back = quote(local_path(path + (f"?{request.url.query}" if request.url.query else "")))

@@ -25,7 +25,7 @@ from rasterio.errors import RasterioError
 from agri.analytics import image_store, imagery
 from agri.api import image_files, uploads
 from agri.api.accounts import Role
-from agri.api.deps import Conn, CurrentUser, SettingsDep, get_databases
+from agri.api.deps import Conn, CurrentUser, SettingsDep, UploadingUser, get_databases
 from agri.api.field_registry import FIELD_ID_RE
 from agri.api.pagination import MAX_CURSOR, Cursor, Limit, page
 from agri.api.pools import Databases
@@ -123,7 +123,7 @@ async def _drone(conn, user, drone: str | None) -> str | None:
                  413: {"description": "larger than AGRI_MAX_UPLOAD_MB"},
                  415: {"description": "not multipart/form-data"},
                  422: {"description": "not a usable image, or over none of your fields"}})
-async def upload_flight(request: Request, user: CurrentUser, settings: SettingsDep,
+async def upload_flight(request: Request, user: UploadingUser, settings: SettingsDep,
                         databases: Annotated[Databases, Depends(get_databases)]):
     """Upload a multispectral GeoTIFF (a drone survey or a satellite scene) as
     ``multipart/form-data``: the file in ``file``, its ``source`` (band map),
