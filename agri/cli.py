@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -83,9 +84,19 @@ def cmd_api(args, settings) -> int:
 
     from agri.api.app import create_app
 
-    uvicorn.run(create_app(settings), host=args.host or settings.api_host,
-                port=args.port if args.port is not None else settings.api_port,
-                log_level="info", access_log=False)
+    host = args.host or settings.api_host
+    port = args.port if args.port is not None else settings.api_port
+    if settings.public_url is None:  # sign-in links name the port really served
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - a comparison
+        settings = settings.model_copy(update={"public_url": f"http://{shown}:{port}"})
+    if args.workers > 1:
+        # Each worker process builds its own app (and pools) from the
+        # environment; they share the listening socket.
+        os.environ["AGRI_PUBLIC_URL"] = settings.public_url
+        uvicorn.run("agri.api.app:create_app", factory=True, host=host, port=port,
+                    workers=args.workers, log_level="info", access_log=False)
+        return 0
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
     return 0
 
 
@@ -299,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("api", help="run the API server")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes serving requests (default 1); about one per core")
     p.set_defaults(func=cmd_api)
 
     p = sub.add_parser("devices", help="register and manage devices")
