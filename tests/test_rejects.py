@@ -131,10 +131,9 @@ def test_a_pack_of_bad_records_yields_bounded_rows_and_a_summary(platform, inges
 
 def test_rejects_refuse_hostile_paging(api, people):
     headers = {"Authorization": f"Bearer {people['admin']}"}
-    for params in ({"cursor": "x"}, {"limit": 0}, {"limit": 100_000}, {"cursor": "1e999"}):
+    for params in ({"cursor": "x"}, {"limit": 0}, {"limit": 100_000}, {"cursor": "1e999"},
+                   {"cursor": -5}, {"cursor": 2**63}):
         r = httpx.get(f"{api}/api/v1/rejects", params=params, headers=headers)
         assert r.status_code == 422, (params, r.text)
-    r = httpx.get(f"{api}/api/v1/rejects", params={"cursor": -5}, headers=headers)
-    assert r.status_code == 200 and r.json() == {"items": [], "next": None}
     r = httpx.get(f"{api}/api/v1/rejects", params={"device": "x" * 10_000}, headers=headers)
     assert r.status_code == 200 and r.json()["items"] == []
