@@ -103,7 +103,7 @@ def test_ingest_killed_before_commit_loses_and_doubles_nothing(platform):
         platform.stop_ingest(worker)
 
 
-AFTER_COMMIT_ATTEMPTS = 6
+AFTER_COMMIT_ATTEMPTS = 12
 
 
 def test_ingest_killed_after_commit_loses_and_doubles_nothing(platform):
@@ -115,7 +115,10 @@ def test_ingest_killed_after_commit_loses_and_doubles_nothing(platform):
     the duplicates the next run counts."""
     env = {"AGRI_INGEST_BATCH_SECONDS": "1.0"}
     worker = platform.start_ingest("ka", **env)
-    stream = Stream(platform, "fk-after", devices=4, messages=60_000, rate=4_000).start()
+    # Long enough for several attempts on a loaded machine (each restarts a
+    # worker); more devices, not more messages each, which would reach past
+    # the readings' future limit.
+    stream = Stream(platform, "fk-after", devices=8, messages=120_000, rate=4_000).start()
     ledger = stream.ledger
     hits = 0
     try:
