@@ -42,7 +42,10 @@ async def get_conn(request: Request, databases: Annotated[Databases, Depends(get
         yield conn
 
 
-Conn = Annotated[AsyncConnection, Depends(get_conn)]
+# scope="function": the connection's transaction is committed and the
+# connection given back before the response is sent, so that a client that
+# reads right after a write's answer finds it stored.
+Conn = Annotated[AsyncConnection, Depends(get_conn, scope="function")]
 
 
 async def get_primary_conn(request: Request, conn: Conn,
@@ -57,7 +60,7 @@ async def get_primary_conn(request: Request, conn: Conn,
         yield primary
 
 
-PrimaryConn = Annotated[AsyncConnection, Depends(get_primary_conn)]
+PrimaryConn = Annotated[AsyncConnection, Depends(get_primary_conn, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

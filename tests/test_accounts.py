@@ -50,6 +50,13 @@ def test_me_says_who_and_cannot_change_role_or_region(api, acc, platform):
     assert r.status_code == 200 and r.json()["language"] == "en"
     assert platform.sql("SELECT role, regions, display_name FROM users "
                         "WHERE name = 'acc-officer'") == [("officer", ["Hirosaki"], "弘前 普及員")]
+    # A write is stored by the time its answer arrives, every time.
+    for n in range(20):
+        r = httpx.patch(api + "/api/v1/me", headers=_h(acc["acc-officer"]),
+                        json={"display_name": f"n{n}"})
+        assert r.status_code == 200
+        assert platform.sql("SELECT display_name FROM users WHERE name = 'acc-officer'") == [
+            (f"n{n}",)]
 
 
 def test_tokens_are_hashed_listed_revoked_and_expire(api, acc, platform):
