@@ -173,8 +173,9 @@ def api_answers(response) -> bool:
 
 
 @contextmanager
-def api_server(platform: Platform) -> Iterator[str]:
-    """A real `agri api` process of ``platform``; yields its base URL."""
+def api_server(platform: Platform, **env: str) -> Iterator[str]:
+    """A real `agri api` process of ``platform`` with extra settings ``env``
+    (AGRI_...); yields its base URL."""
     import httpx
 
     from agri.deploy.servers import free_port
@@ -182,7 +183,7 @@ def api_server(platform: Platform) -> Iterator[str]:
     port = free_port()
     with open(platform.home / "api.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "api", "--port", str(port)],
-                                env=platform.env(), stdout=log, stderr=log)
+                                env=platform.env(**env), stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

@@ -6,13 +6,9 @@ refused with nothing stored and no file left behind."""
 
 from __future__ import annotations
 
-import signal
 import struct
-import subprocess
-import sys
 import warnings
 import zlib
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,8 +26,7 @@ from shapely.geometry import shape
 from agri.analytics import image_store, protein
 from agri.api.accounts import add_user
 from agri.api.field_registry import import_fields, parse_features
-from agri.deploy.servers import free_port
-from tests.fix_stack import api_answers, wait_for
+from tests.fix_stack import api_server
 
 PLANE = "EPSG:6678"
 X0, Y0 = -30_000.0, 50_000.0  # the image's north-west corner on the plane
@@ -405,30 +400,6 @@ def test_spray_records_are_scoped_and_summarised(platform, api, world):
         assert r.status_code == 403
 
 
-@contextmanager
-def api_process(platform, **env: str):
-    """An `agri api` of ``platform`` with extra settings (as fix_stack's api_server)."""
-    port = free_port()
-    with open(platform.home / "api-imagery.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "api", "--port", str(port)],
-                                env=platform.env(**env), stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return api_answers(httpx.get(base + "/healthz", timeout=1))
-        except httpx.HTTPError:
-            return proc.poll() is not None
-
-    try:
-        wait_for(up, what="the API to answer")
-        assert proc.poll() is None
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-
-
 def test_hostile_uploads_store_nothing(platform, api, world, tmp_path):
     before = stored(platform)
     farmer = world["img-farmer-a"]
@@ -482,7 +453,7 @@ def test_hostile_uploads_store_nothing(platform, api, world, tmp_path):
     # Larger than AGRI_MAX_UPLOAD_MB: refused when declared, and when streamed.
     big = survey(tmp_path / "big.tif", width_m=700.0, height_m=400.0)  # ~11 MB
     assert big.stat().st_size > 2 << 20
-    with api_process(platform, AGRI_MAX_UPLOAD_MB="1") as small:
+    with api_server(platform, AGRI_MAX_UPLOAD_MB="1") as small:
         r = upload(small, farmer, big)
         assert r.status_code == 413 and "AGRI_MAX_UPLOAD_MB" in r.json()["detail"]
         boundary = "agri-test-boundary"
