@@ -75,10 +75,25 @@ async def on_primary(request: Request, conn: AsyncConnection, databases: Databas
         await primary.execute(query, params)
 
 
-# When this process last marked a token as used (its digest -> monotonic
-# time): at most one write a minute per token, not one per request.
-_marked: dict[bytes, float] = {}
-MARK_EVERY_S = 60.0
+class Throttle:
+    """At most one write per key and ``every_s`` from this process (a token's
+    last use, a session's sliding expiry), not one per request."""
+
+    def __init__(self, every_s: float = 60.0, max_keys: int = 100_000):
+        self.every_s, self.max_keys = every_s, max_keys
+        self._last: dict[object, float] = {}
+
+    def due(self, key: object) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(key, -self.every_s) < self.every_s:
+            return False
+        if len(self._last) >= self.max_keys:
+            self._last.clear()
+        self._last[key] = now
+        return True
+
+
+_token_used = Throttle()
 
 
 async def current_user(
@@ -119,11 +134,7 @@ async def _token_user(request: Request, conn: AsyncConnection,
         raise HTTPException(401, "unknown, expired or revoked token: ask for a new one "
                                  "(agri users token NAME --rotate, or your page's Tokens)",
                             headers={"WWW-Authenticate": "Bearer"})
-    now = time.monotonic()
-    if now - _marked.get(digest, -MARK_EVERY_S) >= MARK_EVERY_S:
-        if len(_marked) > 100_000:
-            _marked.clear()
-        _marked[digest] = now
+    if _token_used.due(digest):
         await on_primary(request, conn, databases, BEARER_USED, (digest,))
     request.state.user_name = user.name
     return user

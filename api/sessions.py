@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
@@ -35,7 +34,7 @@ from psycopg.rows import class_row
 
 from agri.api import passwords
 from agri.api.accounts import User
-from agri.api.deps import Conn, get_databases, on_primary
+from agri.api.deps import Conn, Throttle, get_databases, on_primary
 from agri.api.pools import Databases
 from agri.api.queries.access import in_region
 
@@ -110,7 +109,7 @@ async def end_session(conn: AsyncConnection, cookie: str) -> None:
                        (_digest(cookie),))
 
 
-_slid: dict[str, float] = {}  # cookie -> when this process last slid its expiry
+_slid = Throttle()  # sessions whose expiry this process slid lately
 SLIDE = ("UPDATE page_sessions SET last_seen_at = now(), expires_at = now() + %s "
          "WHERE id_hash = %s AND last_seen_at < now() - interval '1 hour'")
 
@@ -132,11 +131,7 @@ async def _page_user(request: Request, conn: AsyncConnection,
     # Sliding expiry, written at most once an hour per session (on the
     # primary, without holding a second connection of the same pool); this
     # process does not even ask more than once a minute.
-    now = time.monotonic()
-    if now - _slid.get(cookie, -60.0) >= 60.0:
-        if len(_slid) > 100_000:
-            _slid.clear()
-        _slid[cookie] = now
+    if _slid.due(cookie):
         await on_primary(request, conn, databases, SLIDE,
                          (timedelta(days=SESSION_DAYS), _digest(cookie)))
     request.state.user_name = row.name
