@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import psycopg
 
 from tests.test_ingest_e2e import FIELD
 
@@ -111,3 +112,58 @@ def test_a_field_imported_again_gets_a_new_season_and_keeps_its_history(platform
                        (2026, "seiten-no-hekireki", "2026-05-24")]
     assert platform.sql("SELECT count(*), min(cultivar), min(transplanted_on)::text FROM fields "
                         "WHERE id = 'cli-paddy'") == [(1, "seiten-no-hekireki", "2026-05-24")]
+
+
+def test_users_password_replaces_the_password_and_ends_sessions(platform):
+    from agri.api import passwords
+
+    out = orjson.loads(platform.cli("users", "add", "--name", "cli-forgot", "--role", "farmer",
+                                    "--json").stdout)
+    with psycopg.connect(platform.db_url) as conn:
+        conn.execute("INSERT INTO page_sessions (id_hash, user_name, csrf_token, via, "
+                     "expires_at) VALUES ('\\x01', 'cli-forgot', 'c', 'password', "
+                     "now() + interval '1 day')")
+    new = orjson.loads(platform.cli("users", "password", "cli-forgot", "--json").stdout)
+    stored = platform.sql("SELECT password_hash, must_change_password FROM users "
+                          "WHERE name = 'cli-forgot'")[0]
+    assert passwords.verify(new["password"], stored[0]) and stored[1] is True
+    assert not passwords.verify(out["password"], stored[0])
+    assert platform.sql("SELECT count(*) FROM page_sessions WHERE user_name = 'cli-forgot' "
+                        "AND ended_at IS NULL") == [(0,)]
+    missing = platform.cli("users", "password", "no-such-user", check=False)
+    assert missing.returncode == 2 and "no user" in missing.stderr
+
+
+def test_api_with_two_workers_answers_and_stops(platform):
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from agri.deploy.servers import free_port
+    from tests.fix_stack import api_answers, wait_for
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "api", "--port", str(port),
+                             "--workers", "2"], env=platform.env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return api_answers(httpx.get(base + "/healthz", timeout=1))
+        except httpx.HTTPError:
+            return proc.poll() is not None
+
+    try:
+        wait_for(up, what="the two-worker API")
+        assert proc.poll() is None
+        me = httpx.get(base + "/api/v1/me",
+                       headers={"Authorization": f"Bearer {platform.admin_token}"})
+        assert me.status_code == 200 and me.json()["name"] == "admin"
+        assert httpx.get(base + "/api/v1/me", headers={"Authorization": "Bearer x"}
+                         ).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
