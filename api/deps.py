@@ -132,7 +132,8 @@ async def _token_user(request: Request, conn: AsyncConnection,
         user = await cur.fetchone()
     if user is None:
         raise HTTPException(401, "unknown, expired or revoked token: ask for a new one "
-                                 "(agri users token NAME --rotate, or your page's Tokens)",
+                                 "(POST /api/v1/me/tokens with another live token, or an "
+                                 "operator's agri users token NAME --rotate)",
                             headers={"WWW-Authenticate": "Bearer"})
     if _token_used.due(digest):
         await on_primary(request, conn, databases, BEARER_USED, (digest,))
