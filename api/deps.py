@@ -28,11 +28,11 @@ _bearer = HTTPBearer(auto_error=False)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_databases(request: Request) -> Databases:
+async def get_databases(request: Request) -> Databases:
     return request.app.state.databases
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -39,9 +41,39 @@ REPLICA_RETRY_S = 5.0
 SESSION = {"options": "-c timezone=UTC"}
 
 
+CHECK_IDLE_S = 2.0  # a connection idle longer than this is checked before it is used
+
+
+class _IdleCheck:
+    """The pool's check. A connection given back more than CHECK_IDLE_S ago,
+    or one with something to read (an idle connection has nothing to read
+    unless the server ended it: a restart, a replica stopped), is tried with
+    a round trip before a request gets it; one in steady use is not, so a
+    request does not pay a round trip for it. A connection that breaks while
+    in use is discarded when given back (psycopg_pool sees its state)."""
+
+    def __init__(self) -> None:
+        self._back: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    async def reset(self, conn: AsyncConnection) -> None:
+        self._back[conn] = time.monotonic()
+
+    async def check(self, conn: AsyncConnection) -> None:
+        back = self._back.get(conn)
+        if back is None or time.monotonic() - back > CHECK_IDLE_S or _has_input(conn):
+            await AsyncConnectionPool.check_connection(conn)
+
+
+def _has_input(conn: AsyncConnection) -> bool:
+    poller = select.poll()
+    poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
+
+
 def _pool(url: str, *, timeout_s: float) -> AsyncConnectionPool:
+    idle = _IdleCheck()
     return AsyncConnectionPool(url, min_size=1, max_size=POOL_MAX, timeout=timeout_s,
-                               open=False, check=AsyncConnectionPool.check_connection,
+                               open=False, check=idle.check, reset=idle.reset,
                                kwargs=SESSION | {"connect_timeout": CONNECT_TIMEOUT_S})
 
 

@@ -125,6 +125,14 @@ async def visible_field(conn: AsyncConnection, user: User, field_id: str, *,
     return await cur.fetchone()
 
 
+def may_change(user: User, row) -> bool:
+    """Whether FIELD_OWNED holds for a field the user sees (``row``:
+    visible_field's), without asking the database again: for officers and
+    admins seeing is their region, for a farmer only their own fields."""
+    return user.role in (Role.ADMIN, Role.OFFICER) or (
+        user.role == Role.FARMER and row[2] == user.name)
+
+
 async def field_devices(conn: AsyncConnection, user: User, field_id: str) -> list[tuple]:
     """(id, profile) of the devices on a visible field that the user may see:
     a developer sees only their own there."""

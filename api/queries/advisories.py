@@ -242,11 +242,13 @@ async def list_for_user(conn: AsyncConnection, user: User, *, status: str | None
 
 
 async def for_field(conn: AsyncConnection, user: User, field_id: str, *,
-                    after: int | None = None, limit: int = PAGE) -> dict:
+                    after: int | None = None, limit: int = PAGE, seen: bool = False) -> dict:
     """A page of the advisories of a field the user sees (else 404), newest
     first: the published ones reaching it; for its region's officers and admins
-    also drafts and withdrawn ones about it (the rule's fields or a target)."""
-    if not (FIELD_ID_RE.fullmatch(field_id) and await access.visible_field(conn, user, field_id)):
+    also drafts and withdrawn ones about it (the rule's fields or a target).
+    ``seen``: the caller has found the field visible to the user already."""
+    if not seen and not (FIELD_ID_RE.fullmatch(field_id)
+                         and await access.visible_field(conn, user, field_id)):
         raise HTTPException(404, f"no field {field_id[:64]!r}")
     rows = await _rows(
         conn, f"SELECT {_COLUMNS} FROM advisories a JOIN fields f ON f.id = %(field)s "

@@ -69,16 +69,28 @@ async def latest(conn: AsyncConnection, pairs: list[tuple[str, str]], *,
     return {(d, m): (t, v) for d, m, t, v in await cur.fetchall()}
 
 
+def metric_pairs(devices: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(device, metric) of every metric of ``devices`` (id, profile)."""
+    return [(d, m) for d, p in devices for m in PROFILES[p].metrics]
+
+
 async def latest_by_metric(conn: AsyncConnection, devices: list[tuple[str, str]], *,
                            max_future_s: float) -> dict:
     """``devices``: (id, profile). Per metric, the latest reading of any of them:
     ``{"value", "unit", "measured_at", "age_s", "status", "colour", "device"}``."""
-    pairs = [(d, m) for d, p in devices for m in PROFILES[p].metrics]
-    found = await latest(conn, pairs, max_future_s=max_future_s)
+    found = await latest(conn, metric_pairs(devices), max_future_s=max_future_s)
+    return by_metric(devices, found)
+
+
+def by_metric(devices: list[tuple[str, str]], found: dict) -> dict:
+    """``latest_by_metric`` from readings already read (``latest`` of at least
+    ``metric_pairs(devices)``)."""
     now = datetime.now(UTC)
     interval = {(d, m): PROFILES[p].intervals_s[m] for d, p in devices for m in PROFILES[p].metrics}
     best: dict[str, tuple] = {}
     for (device_id, metric), (t, value) in found.items():
+        if (device_id, metric) not in interval:
+            continue
         if metric not in best or best[metric][0] < t:
             best[metric] = (t, value, device_id)
     out = {}

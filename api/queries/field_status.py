@@ -96,6 +96,20 @@ def judge(reasons: list[Reason], *, heard: bool, analysed: bool, as_of: datetime
     return Status(colour, tuple(reasons), as_of, devices, LABELS[colour])
 
 
+def probes(devices: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """The (device, metric) pairs whose latest readings a status rests on: the
+    metric each device reports most often (its freshness), and its battery."""
+    pairs = []
+    for d, p, _ in devices:
+        if not PROFILES[p].metrics:
+            continue
+        intervals = PROFILES[p].intervals_s
+        pairs.append((d, min(intervals, key=intervals.__getitem__)))
+        if "battery" in intervals and pairs[-1][1] != "battery":
+            pairs.append((d, "battery"))
+    return pairs
+
+
 async def field_statuses(conn: AsyncConnection, user: User, field_ids: list[str], *,
                          max_future_s: float = MAX_FUTURE_S) -> dict[str, Status]:
     """Status of each field among ``field_ids`` that ``user`` may see (at most
@@ -113,15 +127,8 @@ async def field_statuses(conn: AsyncConnection, user: User, field_ids: list[str]
         f"SELECT d.id, d.profile, d.field_id FROM devices d WHERE d.field_id = ANY(%(ids)s) "
         f"AND d.revoked_at IS NULL AND {access.DEVICE_VISIBLE} ORDER BY d.id",
         {"ids": visible, **scope})
-    devices = [(d, p, f) for d, p, f in await cur.fetchall() if PROFILES[p].metrics]
-    # Freshness from the metric each device reports most often, and its battery.
-    pairs = []
-    for d, p, _ in devices:
-        intervals = PROFILES[p].intervals_s
-        pairs.append((d, min(intervals, key=intervals.__getitem__)))
-        if "battery" in intervals and pairs[-1][1] != "battery":
-            pairs.append((d, "battery"))
-    found = await conditions.latest(conn, pairs, max_future_s=max_future_s)
+    devices = await cur.fetchall()
+    found = await conditions.latest(conn, probes(devices), max_future_s=max_future_s)
     since = today_local() - timedelta(days=1)
     cur = await conn.execute(
         "SELECT DISTINCT ON (field_id) field_id, state, off_hours FROM field_water_status "
@@ -136,7 +143,32 @@ async def field_statuses(conn: AsyncConnection, user: User, field_ids: list[str]
     risks: dict[str, list] = {}
     for f, kind, level in await cur.fetchall():
         risks.setdefault(f, []).append((kind, level))
+    return judge_fields(visible, devices, found, water, risks)
 
+
+def judge_one(field_id: str, devices: list[tuple[str, str]], found: dict,
+              water: dict | None, risks: list[dict]) -> Status:
+    """The status of one visible field from what its page has read already:
+    its devices (id, profile) the user sees, their latest readings (at least
+    those of ``probes``), results.water and results.risks of today; the same
+    rules as ``field_statuses``."""
+    since = (today_local() - timedelta(days=1)).isoformat()
+    fresh_water = ({field_id: (water["state"], water["off_hours"])}
+                   if water and water["computed_for"] >= since else {})
+    fresh_risks = {field_id: [(r["kind"], r["level"]) for r in risks
+                              if r["level"] in _LEVEL and r["computed_for"] >= since]}
+    on_field = [(d, p, field_id) for d, p in devices]
+    probed = {k: found[k] for k in probes(on_field) if k in found}
+    return judge_fields([field_id], on_field, probed, fresh_water, fresh_risks)[field_id]
+
+
+def judge_fields(visible: list[str], devices: list[tuple[str, str, str]], found: dict,
+                 water: dict[str, tuple], risks: dict[str, list]) -> dict[str, Status]:
+    """The rules of the module's docstring over what was read: ``devices``
+    (id, profile, field), ``found`` (conditions.latest of ``probes``),
+    ``water`` {field: (state, off hours)}, ``risks`` {field: [(kind, level)]}
+    of today or yesterday."""
+    devices = [(d, p, f) for d, p, f in devices if PROFILES[p].metrics]
     now = datetime.now(UTC)
     reasons: dict[str, list[Reason]] = {f: [] for f in visible}
     heard: dict[str, bool] = dict.fromkeys(visible, False)

@@ -172,11 +172,12 @@ def preview_url(field_id: str, index: str = "ndvi") -> str:
 
 
 async def latest_field_map(conn: AsyncConnection, user: User, field_id: str, *,
-                           as_of: date | None = None) -> dict | None:
+                           as_of: date | None = None, seen: bool = False) -> dict | None:
     """The latest processed image of a field the user sees: its source and
     date, the field's index means and harvest-timing class, and where its
-    PNG preview is; None when the field is not visible or has no image."""
-    if await _visible_geometry(conn, user, field_id) is None:
+    PNG preview is; None when the field is not visible or has no image.
+    ``seen``: the caller has found the field visible to the user already."""
+    if not seen and await _visible_geometry(conn, user, field_id) is None:
         return None
     r = await _latest(conn, field_id, as_of)
     if r is None:

@@ -71,19 +71,19 @@ async def risks(conn: AsyncConnection, field_id: str, as_of: date | None) -> lis
 
 
 async def water(conn: AsyncConnection, field_id: str, as_of: date | None) -> dict | None:
-    status = await _one(
-        conn, "SELECT * FROM field_water_status WHERE field_id = %s AND (%s::date IS NULL OR "
-        "computed_for <= %s) ORDER BY computed_for DESC LIMIT 1", (field_id, as_of, as_of))
-    if status is None:
+    r = await _one(
+        conn, "SELECT s.*, b.low_m, b.high_m, b.phase FROM (SELECT * FROM field_water_status "
+        "WHERE field_id = %s AND (%s::date IS NULL OR computed_for <= %s) "
+        "ORDER BY computed_for DESC LIMIT 1) s LEFT JOIN field_water_bands b "
+        "ON b.field_id = s.field_id AND b.day = s.computed_for", (field_id, as_of, as_of))
+    if r is None:
         return None
-    band = await _one(conn, "SELECT low_m, high_m, phase FROM field_water_bands WHERE "
-                      "field_id = %s AND day = %s", (field_id, status["computed_for"]))
-    return {"computed_for": _iso(status["computed_for"]), "state": status["state"],
-            "off_since": _iso(status["off_since"]), "off_hours": status["off_hours"],
-            "share_inside": status["share_inside"], "level_m": status["latest_level_m"],
-            "measured_at": _iso(status["latest_at"]), "device": status["device_id"],
-            "band": None if band is None else {"low_m": band["low_m"], "high_m": band["high_m"],
-                                               "phase": band["phase"]}}
+    return {"computed_for": _iso(r["computed_for"]), "state": r["state"],
+            "off_since": _iso(r["off_since"]), "off_hours": r["off_hours"],
+            "share_inside": r["share_inside"], "level_m": r["latest_level_m"],
+            "measured_at": _iso(r["latest_at"]), "device": r["device_id"],
+            "band": None if r["low_m"] is None else {"low_m": r["low_m"], "high_m": r["high_m"],
+                                                     "phase": r["phase"]}}
 
 
 async def index_stats(conn: AsyncConnection, field_id: str, as_of: date | None) -> dict | None:

@@ -17,10 +17,10 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import ORJSONResponse
 
 from agri.api.accounts import Role
-from agri.api.deps import Conn, CurrentUser
+from agri.api.deps import Conn, CurrentUser, SettingsDep
 from agri.api.field_registry import FIELD_ID_RE
 from agri.api.pagination import DEFAULT_LIMIT, Limit, page
-from agri.api.queries import access, field_status, results
+from agri.api.queries import access, conditions, field_status, results
 
 router = APIRouter(prefix="/api/v1", tags=["fields"])
 
@@ -152,7 +152,8 @@ async def _field(conn, user, field_id: str):
     "harvest_window": {"opens": "2026-09-12", "closes": "2026-09-22"},
     "risks": [{"kind": "cold", "level": "low", "value": 7.1}]}}}},
     404: {"content": {"application/json": {"example": {"detail": "no field 'hirosaki-b01-99'"}}}}})
-async def field_detail(field_id: str, user: CurrentUser, conn: Conn, as_of: AsOf = None):
+async def field_detail(field_id: str, user: CurrentUser, conn: Conn, settings: SettingsDep,
+                       as_of: AsOf = None):
     """The field with its status colour, its current season and analytics
     results (``stage``, ``harvest_window``, ``risks``, ``water``,
     ``index_stats``, ``protein``); a result the analytics have not computed
@@ -160,7 +161,13 @@ async def field_detail(field_id: str, user: CurrentUser, conn: Conn, as_of: AsOf
     row = await _field(conn, user, field_id)
     fid, name, owner, cultivar, transplanted_on, municipality, _geometry, area = row
     history = await results.seasons(conn, fid)
-    status = (await field_status.field_statuses(conn, user, [fid])).get(fid)
+    devices = await access.field_devices(conn, user, fid)
+    found = await conditions.latest(conn, field_status.probes([(d, p, fid) for d, p in devices]),
+                                    max_future_s=settings.max_future_s)
+    water = await results.water(conn, fid, as_of)
+    risks = await results.risks(conn, fid, as_of)
+    status = field_status.judge_one(fid, devices, found, water, risks) if as_of is None else (
+        await field_status.field_statuses(conn, user, [fid])).get(fid)
     return {
         "id": fid, "name": name, "owner": owner, "municipality": municipality,
         "area_m2": area,
@@ -170,8 +177,8 @@ async def field_detail(field_id: str, user: CurrentUser, conn: Conn, as_of: AsOf
         "status": status.to_json() if status else None,
         "stage": await results.stage(conn, fid, as_of),
         "harvest_window": await results.harvest_window(conn, fid, as_of),
-        "risks": await results.risks(conn, fid, as_of),
-        "water": await results.water(conn, fid, as_of),
+        "risks": risks,
+        "water": water,
         "index_stats": await results.index_stats(conn, fid, as_of),
         "protein": await results.protein(conn, fid, as_of),
     }

@@ -62,8 +62,7 @@ async def field_page(request: Request, field_id: str, conn: Conn, user: PageUser
                             start=data["chart_start"], end=data["chart_end"]),
     }
     owner = row[2] == user.name
-    may_write = owner or (user.role != "farmer" and await access.visible_field(
-        conn, user, row[0], to_change=True) is not None)
+    may_write = access.may_change(user, row)
     status = data["status"]
     return render(request, "field.html", {
         "user": user, **data, "charts": charts, "owner": owner, "may_write": may_write,

@@ -129,11 +129,16 @@ async def _points(conn, devices: list[str], metric: str, start: datetime, end: d
 
 
 async def field_page(conn: AsyncConnection, user: User, row, *, max_future_s: float) -> dict:
-    """Everything the field page shows (``row``: access.visible_field's)."""
+    """Everything the field page shows (``row``: access.visible_field's), each
+    thing read once: the status is judged from the readings, water and risks
+    the page reads for itself."""
     fid = row[0]
     devices = await access.field_devices(conn, user, fid)
     paddy = [d for d in devices if d[1] == WATER_PROFILE]
-    latest = await conditions.latest_by_metric(conn, paddy, max_future_s=max_future_s)
+    found = await conditions.latest(
+        conn, list(dict.fromkeys(conditions.metric_pairs(paddy) + field_status.probes(
+            [(d, p, fid) for d, p in devices]))), max_future_s=max_future_s)
+    latest = conditions.by_metric(paddy, found)
     end = datetime.now(UTC)
     today = today_local()
     first = today - timedelta(days=CHART_DAYS - 1)
@@ -143,16 +148,17 @@ async def field_page(conn: AsyncConnection, user: User, row, *, max_future_s: fl
     bands = await water_bands(conn, fid, first, today)
     advice = []
     if user.role in advisories.READERS:
-        found = await advisories.for_field(conn, user, fid, limit=advisories.PAGE)
-        advice = [a for a in found["items"] if a["status"] == "published"
+        found_advice = await advisories.for_field(conn, user, fid, limit=advisories.PAGE,
+                                                  seen=True)
+        advice = [a for a in found_advice["items"] if a["status"] == "published"
                   and a["valid_from"] <= today.isoformat() <= a["valid_until"]]
         advice.sort(key=lambda a: (SEVERITY_RANK.get(a["severity"], 9), -a["id"]))
-    statuses = await field_status.field_statuses(conn, user, [fid], max_future_s=max_future_s)
     water = await results.water(conn, fid, None)
+    risks = await results.risks(conn, fid, None)
     return {
         "field": {"id": fid, "name": row[1], "owner": row[2], "cultivar": row[3],
                   "municipality": row[5]},
-        "status": statuses.get(fid),
+        "status": field_status.judge_one(fid, devices, found, water, risks),
         "latest": latest,
         "level": await _points(conn, ids, "water_level", start, end, hour, 100.0),
         "temp": await _points(conn, ids, "water_temp", start, end, hour),
@@ -162,8 +168,8 @@ async def field_page(conn: AsyncConnection, user: User, row, *, max_future_s: fl
         "water": water,
         "stage": await results.stage(conn, fid, None),
         "harvest": await results.harvest_window(conn, fid, None),
-        "risks": await results.risks(conn, fid, None),
-        "image": await imagery.latest_field_map(conn, user, fid),
+        "risks": risks,
+        "image": await imagery.latest_field_map(conn, user, fid, seen=True),
         "advice": advice,
         "data_time": newest(_when(m["measured_at"]) for m in latest.values()),
     }
