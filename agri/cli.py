@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -120,24 +121,56 @@ def cmd_devices(args, settings) -> int:
             else:
                 print(f"device {args.id}: new password; the old one no longer works")
                 _print_credentials(args.id, password)
+        elif args.action == "import":
+            return _import_devices(args, settings, conn)
         elif args.action == "list":
             devices = registry.list_devices(conn, field_id=args.field)
+            seen = registry.last_seen(conn, devices, max_future_s=settings.max_future_s)
             if args.json:
-                _print_json([d.to_json() for d in devices])
+                _print_json([d.to_json(last_seen=seen.get(d.id)) for d in devices])
             for d in devices if not args.json else ():
-                state = "revoked" if d.revoked_at else "active"
-                print(f"{d.id:24} {d.profile:16} {d.field_id or '-':16} {state}")
+                last = seen[d.id].isoformat(timespec="seconds") if d.id in seen else "never"
+                print(f"{d.id:24} {d.profile:16} {d.field_id or '-':16} {d.status:8} {last}")
         elif args.action == "show":
             device = registry.get_device(conn, args.id)
             if device is None:
                 print(f"no device {args.id!r}", file=sys.stderr)
                 return 1
-            _print_json(device.to_json())
+            seen = registry.last_seen(conn, [device], max_future_s=settings.max_future_s)
+            _print_json(device.to_json(last_seen=seen.get(device.id)))
         elif args.action == "revoke":
             if not provisioning.revoke(conn, settings.broker_url("admin"), args.id):
                 print(f"no device {args.id!r}", file=sys.stderr)
                 return 1
             print(f"device {args.id} revoked: disconnected, and refused by the broker from now on")
+    return 0
+
+
+def _import_devices(args, settings, conn) -> int:
+    from agri.devices import device_import, provisioning
+
+    path = Path(args.file)
+    try:
+        with path.open("rb") as f:
+            data = f.read(device_import.MAX_BYTES + 1)
+    except OSError as exc:
+        print(f"agri: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    rows = device_import.parse_csv(data)
+    device_import.check(conn, rows)
+    started = time.monotonic()
+    imported = provisioning.import_devices(conn, settings.broker_url("admin"),
+                                           [r.device() for r in rows])
+    if args.json:
+        _print_json([{"device_id": d, "username": d, "password": pw} for d, pw in imported])
+        return 0
+    print(f"imported {len(imported)} devices in {time.monotonic() - started:.1f} s; each "
+          "connects with its id as MQTT username and client id, and the password below "
+          "(shown once: store them in the devices now)")
+    width = max(len("id"), *(len(d) for d, _ in imported))
+    print(f"{'id':{width}}  password")
+    for device_id, password in imported:
+        print(f"{device_id:{width}}  {password}")
     return 0
 
 
@@ -326,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     a = dsub.add_parser("list", help="list devices")
     a.add_argument("--field")
     a.add_argument("--json", action="store_true")
+    a = dsub.add_parser("import", help="register the devices of a CSV file (id,profile,field,"
+                        "owner[,dev_eui]), all or none, and print their MQTT passwords once")
+    a.add_argument("file", metavar="FILE.csv")
+    a.add_argument("--json", action="store_true",
+                   help="print [{device_id, username, password}, ...]")
     dsub.add_parser("show", help="show one device").add_argument("id")
     dsub.add_parser("revoke", help="revoke a device and disconnect it").add_argument("id")
     a = dsub.add_parser("rotate", help="give a device a new password (printed once)")

@@ -13,7 +13,7 @@ import logging
 import psycopg
 
 from agri.devices import broker_accounts, registry
-from agri.devices.dynsec import DynSec
+from agri.devices.dynsec import DynSec, DynSecError
 
 logger = logging.getLogger(__name__)
 
@@ -34,26 +34,47 @@ def add(conn: psycopg.Connection, admin_url: str, *, device_id: str, profile_nam
 
 
 def add_many(conn: psycopg.Connection, admin_url: str,
-             devices: list[tuple[str, str, str | None, str | None, str | None]]) -> int:
+             devices: list[registry.NewDevice]) -> int:
     """Register (id, profile, field, DevEUI, owner) devices and create their broker
     accounts, in one transaction and one broker connection; the passwords are
     not kept anywhere (for devices whose messages arrive through a service
     account, such as the simulator's fleet). Returns how many."""
+    return len(import_devices(conn, admin_url, devices))
+
+
+def import_devices(conn: psycopg.Connection, admin_url: str,
+                   devices: list[registry.NewDevice]) -> list[tuple[str, str]]:
+    """Register (id, profile, field, DevEUI, owner) devices and create their
+    broker accounts, all or none: one transaction, which commits only once
+    the broker took every account, and one broker connection. Returns
+    (device id, password) of each, in order (shown once, only the hashes
+    are kept). Check the rows first (``devices/device_import.py``) to name
+    each bad one; here a bad row only fails the whole."""
     if not devices:
-        return 0
+        return []
     admin_url = broker_accounts.admin_url(admin_url)
     with DynSec(admin_url) as broker, conn.transaction():
-        broker_accounts.refuse_foreign(broker, [d[0] for d in devices])
+        ids = [d[0] for d in devices]
+        broker_accounts.refuse_foreign(broker, ids)
+        passwords = registry.add_devices(conn, devices)
         leftovers: list[dict] = []
         creates: list[dict] = []
-        for device_id, profile, field_id, dev_eui, owner in devices:
-            password = registry.add_device(conn, device_id=device_id, profile_name=profile,
-                                           field_id=field_id, dev_eui=dev_eui, owner=owner)
+        for (device_id, profile, *_), password in zip(devices, passwords, strict=True):
             leftovers += broker_accounts.delete_device_commands(device_id)
             creates += broker_accounts.create_device_commands(device_id, profile, password)
         broker.run(*leftovers, missing_ok=True)
-        broker.run(*creates)
-    return len(devices)
+        try:
+            broker.run(*creates)
+        except DynSecError:
+            # The registry rolls back: the accounts made before the refusal
+            # must not outlive it (agri broker sync would remove them too).
+            try:
+                broker.run(*leftovers, missing_ok=True)
+            except DynSecError as exc:
+                logger.warning("could not remove the broker accounts of a failed import "
+                               "(%s); agri broker sync removes them", exc)
+            raise
+    return list(zip(ids, passwords, strict=True))
 
 
 def rotate(conn: psycopg.Connection, admin_url: str, device_id: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +11,7 @@ from psycopg.rows import class_row
 
 from agri.devices.broker_accounts import RESERVED_PREFIX, is_reserved
 from agri.devices.credentials import hash_password, new_password
-from agri.devices.profiles import profile
+from agri.devices.profiles import PROFILES, profile
 from agri.devices.topics import DEVICE_ID_RE
 
 
@@ -28,25 +29,40 @@ class Device:
     created_at: datetime
     revoked_at: datetime | None
 
-    def to_json(self) -> dict:
+    @property
+    def status(self) -> str:
+        return "revoked" if self.revoked_at else "active"
+
+    def to_json(self, *, last_seen: datetime | None = None) -> dict:
+        """``last_seen``: the device's latest reading (see :func:`last_seen`)."""
         return {"device_id": self.id, "profile": self.profile, "field": self.field_id,
                 "owner": self.owner, "dev_eui": self.dev_eui,
                 "created_at": self.created_at.isoformat(),
-                "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None}
+                "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+                "status": self.status,
+                "last_seen": last_seen.isoformat() if last_seen else None}
 
 
 COLUMNS = "id, profile, field_id, owner, dev_eui, created_at, revoked_at"
+
+# (id, profile, field, DevEUI, owner) of a device to register.
+NewDevice = tuple[str, str, str | None, str | None, str | None]
+
+
+def check_id(device_id: str) -> None:
+    """Raise RegistryError unless ``device_id`` may name a new device."""
+    if not DEVICE_ID_RE.fullmatch(device_id):
+        raise RegistryError(f"device id {device_id!r} must match {DEVICE_ID_RE.pattern}")
+    if is_reserved(device_id):
+        raise RegistryError(f"device ids starting with {RESERVED_PREFIX!r} are kept for the "
+                            "platform's own accounts; choose another id")
 
 
 def add_device(conn: psycopg.Connection, *, device_id: str, profile_name: str,
                field_id: str | None = None, owner: str | None = None,
                dev_eui: str | None = None) -> str:
     """Register a device; returns its password (shown once, only its hash is kept)."""
-    if not DEVICE_ID_RE.fullmatch(device_id):
-        raise RegistryError(f"device id {device_id!r} must match {DEVICE_ID_RE.pattern}")
-    if is_reserved(device_id):
-        raise RegistryError(f"device ids starting with {RESERVED_PREFIX!r} are kept for the "
-                            "platform's own accounts; choose another id")
+    check_id(device_id)
     profile(profile_name)  # raises UnknownProfile with the choices
     if dev_eui is not None:
         dev_eui = dev_eui.lower()
@@ -66,6 +82,89 @@ def add_device(conn: psycopg.Connection, *, device_id: str, profile_name: str,
     except psycopg.errors.CheckViolation:
         raise RegistryError("DevEUI must be 16 hexadecimal digits") from None
     return password
+
+
+def add_devices(conn: psycopg.Connection, devices: list[NewDevice]) -> list[str]:
+    """Register many devices in the caller's transaction (one pipelined round
+    of inserts); returns their passwords in order (shown once, only their
+    hashes are kept). Rows are expected checked (``devices/device_import.py``);
+    a device or DevEUI registered meanwhile, or a field or owner gone
+    meanwhile, is a RegistryError and registers none."""
+    rows = []
+    passwords = []
+    for device_id, profile_name, field_id, dev_eui, owner in devices:
+        check_id(device_id)
+        profile(profile_name)
+        password = new_password()
+        passwords.append(password)
+        rows.append((device_id, profile_name, field_id, owner,
+                     dev_eui.lower() if dev_eui else None, hash_password(password)))
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO devices (id, profile, field_id, owner, dev_eui, password_hash) "
+                "VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    except psycopg.errors.UniqueViolation as exc:
+        raise RegistryError(f"a device id or DevEUI was registered meanwhile "
+                            f"({exc.diag.message_detail}); nothing was registered") from None
+    except psycopg.errors.ForeignKeyViolation as exc:
+        raise RegistryError(f"a field or owner is not known ({exc.diag.message_detail}); "
+                            "nothing was registered") from None
+    except psycopg.errors.CheckViolation:
+        raise RegistryError("DevEUI must be 16 hexadecimal digits") from None
+    return passwords
+
+
+def may_register(conn: psycopg.Connection) -> bool:
+    """Whether this connection's login may register devices (the API's own
+    login reads the registry only unless it was granted more)."""
+    return bool(conn.execute(
+        "SELECT bool_and(has_column_privilege('devices', c, 'INSERT')) FROM unnest("
+        "ARRAY['id', 'profile', 'field_id', 'owner', 'dev_eui', 'password_hash']) AS c"
+    ).fetchone()[0])
+
+
+def registered(conn: psycopg.Connection, ids: Iterable[str],
+               dev_euis: Iterable[str]) -> tuple[set[str], set[str]]:
+    """Which of ``ids`` and of (lower-case) ``dev_euis`` devices already use,
+    revoked ones included (an id is never given twice)."""
+    taken_ids = {r[0] for r in conn.execute(
+        "SELECT id FROM devices WHERE id = ANY(%s)", (list(ids),))}
+    taken_euis = {r[0] for r in conn.execute(
+        "SELECT dev_eui FROM devices WHERE dev_eui = ANY(%s)", (list(dev_euis),))}
+    return taken_ids, taken_euis
+
+
+def known_fields_and_users(conn: psycopg.Connection, field_ids: Iterable[str],
+                           users: Iterable[str]) -> tuple[set[str], set[str]]:
+    """Which of ``field_ids`` are fields and which of ``users`` are users."""
+    fields = {r[0] for r in conn.execute(
+        "SELECT id FROM fields WHERE id = ANY(%s)", (list(field_ids),))}
+    names = {r[0] for r in conn.execute(
+        "SELECT name FROM users WHERE name = ANY(%s)", (list(users),))}
+    return fields, names
+
+
+_LAST_SEEN = """SELECT k.device_id, max(r.time)
+FROM unnest(%s::text[], %s::text[]) AS k(device_id, metric)
+CROSS JOIN LATERAL (
+    SELECT time FROM readings
+    WHERE device_id = k.device_id AND metric = k.metric
+      AND time <= now() + make_interval(secs => %s)
+    ORDER BY time DESC LIMIT 1) r
+GROUP BY k.device_id"""
+
+
+def last_seen(conn: psycopg.Connection, devices: Iterable[Device], *,
+              max_future_s: float) -> dict[str, datetime]:
+    """The time of each device's latest reading, for those with one (as the
+    API's device list has it): one index probe per metric of its profile;
+    readings further ahead than ingest accepts now do not count yet."""
+    pairs = [(d.id, m) for d in devices for m in PROFILES[d.profile].metrics]
+    if not pairs:
+        return {}
+    return dict(conn.execute(_LAST_SEEN, ([d for d, _ in pairs], [m for _, m in pairs],
+                                          max_future_s)).fetchall())
 
 
 def get_device(conn: psycopg.Connection, device_id: str) -> Device | None:

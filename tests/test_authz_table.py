@@ -153,6 +153,12 @@ TABLE = [
     ("delete", "/api/v1/fields/{field_id}/shares/{grantee}",
      lambda w: ("/api/v1/fields/az-f1/shares/az-nobody", None), _all(404)),
     ("get", "/api/v1/devices", lambda w: ("/api/v1/devices", None), NOT_PLANNER),
+    # The test API's own database login may not register devices: an admin
+    # gets the 503 that says so (imports: tests/test_device_import.py).
+    ("post", "/api/v1/devices/import",
+     lambda w: ("/api/v1/devices/import",
+                {"devices": [{"id": f"az-imp-{next(_serial)}", "profile": "soil"}]}),
+     _all(403, admin=503)),
     ("get", "/api/v1/devices/{device_id}", lambda w: ("/api/v1/devices/az-d1", None),
      # The developer's prototype shares the field, but not the owner's device.
      _all(404, owner=200, heir=200, off_h=200, admin=200)),

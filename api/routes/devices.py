@@ -7,23 +7,38 @@ Lists are for farmers, officers, developers and admins; a planner gets 403
 (planners see aggregates only). Who sees which device is
 access.DEVICE_VISIBLE: a developer only their own devices, also on a field
 shared with others. Lists are in id order; ``next`` is the id of a page's
-last device, passed back as ``cursor``."""
+last device, passed back as ``cursor``.
+
+Admins register devices in bulk with ``POST /devices/import``, as
+``agri devices import`` does (devices/device_import.py): all or none, each
+bad row named in a 422, each password answered once. The API needs the
+broker's dynamic-security admin account (AGRI_MQTT_URL) and a database login
+that may insert devices; without them it answers 503 and imports nothing."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from agri.api.accounts import Role
-from agri.api.deps import Conn, CurrentUser, SettingsDep
+from agri.api.deps import Conn, CurrentUser, SettingsDep, UploadingUser
 from agri.api.field_registry import FIELD_ID_RE
 from agri.api.pagination import DEFAULT_LIMIT, Limit, page
 from agri.api.queries import access, conditions
 from agri.api.queries.series import iso
+from agri.db import connect
+from agri.devices import broker_accounts, device_import, provisioning, registry
+from agri.devices.dynsec import DynSecError
 from agri.devices.profiles import METRICS, PROFILES
 from agri.devices.topics import DEVICE_ID_RE
+from agri.settings import Settings, SettingsError
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
@@ -131,3 +146,119 @@ async def device_detail(device_id: str, user: CurrentUser, conn: Conn, settings:
     item["metrics"] = await conditions.latest_by_metric(conn, [(row[0], row[1])],
                                                         max_future_s=settings.max_future_s)
     return item
+
+
+MAX_VALUE = device_import.MAX_VALUE_CHARS
+# Devices per request: 1,000 take some 20 s (the broker's accounts, see
+# devices/device_import.py); more go through agri devices import.
+MAX_API_ROWS = 1_000
+
+
+class ImportRow(BaseModel):
+    """One device: as a line of the CSV of ``agri devices import``."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(max_length=MAX_VALUE, description="device id: 1-64 letters, digits, _ "
+                    "or -, not starting with agri-; also its MQTT username and client id")
+    profile: str = Field(max_length=MAX_VALUE, description=f"one of {', '.join(PROFILES)}")
+    field: str | None = Field(default=None, max_length=MAX_VALUE,
+                              description="the field it is on (an imported field's id)")
+    owner: str | None = Field(default=None, max_length=MAX_VALUE,
+                              description="the user who owns it (a developer or farmer)")
+    dev_eui: str | None = Field(default=None, max_length=MAX_VALUE,
+                                description="LoRaWAN DevEUI, 16 hexadecimal digits")
+
+
+class DeviceImport(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"devices": [
+        {"id": "pw-0101", "profile": "paddy-water", "field": "hirosaki-b01-03",
+         "owner": None, "dev_eui": "70b3d57ed0051a2c"},
+        {"id": "ws-0102", "profile": "weather-station"}]}]})
+    devices: list[ImportRow] = Field(min_length=1, max_length=MAX_API_ROWS)
+
+
+class Unavailable(RuntimeError):
+    """This API process cannot register devices; the message says why."""
+
+
+_NO_BROKER = ("this API has no broker admin account, so it cannot create the devices' MQTT "
+              "accounts: import with agri devices import, or give the API the broker's "
+              "dynamic-security admin in AGRI_MQTT_URL; nothing was imported")
+_NO_GRANT = ("this API's database login may not register devices: import with agri devices "
+             "import, or grant it INSERT on devices; nothing was imported")
+
+
+def _import(settings: Settings, rows: list[device_import.Row]) -> list[tuple[str, str]]:
+    """Check, then register (blocking: the broker client and the registry's
+    transaction are synchronous)."""
+    with connect(settings.db_url("api")) as conn:
+        device_import.check(conn, rows, unit="devices")
+        if not registry.may_register(conn):
+            raise Unavailable(_NO_GRANT)
+        try:
+            admin = broker_accounts.admin_url(settings.broker_url("admin"))
+        except (SettingsError, broker_accounts.BrokerAccountError, OSError):
+            raise Unavailable(_NO_BROKER) from None
+        return provisioning.import_devices(conn, admin, [r.device() for r in rows])
+
+
+def _row(index: int, row: ImportRow) -> device_import.Row:
+    return device_import.Row(index, row.id, row.profile, row.field or None, row.owner or None,
+                             row.dev_eui or None)
+
+
+def _detail(exc: device_import.ImportRejected) -> list[dict]:
+    """Row errors as FastAPI's own 422 has them: ``loc`` names the row and column."""
+    out = [{"loc": ["body", "devices", *([] if e.line is None else [e.line]),
+                    *([e.column] if e.column else [])],
+            "msg": e.message, "type": "value_error"} for e in exc.errors]
+    if exc.total > len(exc.errors):
+        out.append({"loc": ["body", "devices"], "type": "value_error",
+                    "msg": f"... and {exc.total - len(exc.errors)} more; nothing was imported"})
+    return out
+
+
+@router.post("/devices/import", status_code=201, responses={
+    201: {"description": "every device registered with its MQTT account; the passwords are "
+                         "shown this once",
+          "content": {"application/json": {"example": {"imported": 1, "devices": [
+              {"device_id": "pw-0101", "username": "pw-0101",
+               "password": "Qm9vX2ZpZWxkLXNlbnNvcg"}]}}}},
+    403: {"description": "not an admin", "content": {"application/json": {"example": {
+        "detail": "importing devices is for admin; you are signed in as farmer"}}}},
+    409: {"description": "another import or registration took an id meanwhile, or an id is a "
+                         "broker account that is not a device's; nothing was imported"},
+    422: {"description": "bad rows, each named by its index and column; nothing was imported",
+          "content": {"application/json": {"example": {"detail": [
+              {"loc": ["body", "devices", 1, "profile"], "type": "value_error",
+               "msg": "unknown profile 'radar'; choose one of: paddy-water, weather-station, "
+                      "soil, drone"}]}}}},
+    503: {"description": "this API has no broker admin account or may not register devices "
+                         "(import with agri devices import), or the broker did not answer; "
+                         "nothing was imported"}})
+async def import_devices(body: DeviceImport, user: UploadingUser, settings: SettingsDep,
+                         response: Response):
+    """Register devices in bulk, all or none, as `agri devices import` does:
+    one bad row imports nothing, and the 422 names each. Each device gets an
+    MQTT account (its id as username and client id) whose password is in
+    this answer only. Admins only."""
+    access.require_role(user, Role.ADMIN, action="importing devices")
+    rows = [_row(i, r) for i, r in enumerate(body.devices)]
+    try:
+        imported = await run_in_threadpool(_import, settings, rows)
+    except device_import.ImportRejected as exc:
+        raise HTTPException(422, _detail(exc)) from None
+    except Unavailable as exc:
+        raise HTTPException(503, str(exc)) from None
+    except registry.RegistryError as exc:
+        raise HTTPException(409, str(exc)) from None
+    except broker_accounts.BrokerAccountError as exc:
+        raise HTTPException(409, f"{exc}; nothing was imported") from None
+    except DynSecError as exc:
+        logger.warning("device import by %s: the broker refused: %s", user.name, exc)
+        raise HTTPException(503, "the broker did not take the devices' accounts; nothing was "
+                                 "imported: try again shortly") from None
+    logger.info("%s imported %d devices", user.name, len(imported))
+    response.headers["Cache-Control"] = "no-store"
+    return {"imported": len(imported), "devices": [
+        {"device_id": d, "username": d, "password": pw} for d, pw in imported]}
