@@ -141,3 +141,13 @@ async def field_devices(conn: AsyncConnection, user: User, field_id: str) -> lis
         f"AND d.revoked_at IS NULL AND {DEVICE_VISIBLE} ORDER BY d.id",
         {"id": field_id, **who(user)})
     return await cur.fetchall()
+
+
+async def devices_on(conn: AsyncConnection, user: User, field_ids: list[str]) -> list[tuple]:
+    """(id, profile, field_id) of the live devices on ``field_ids`` that the
+    user may see (the fields' own visibility is the caller's to check)."""
+    cur = await conn.execute(
+        f"SELECT d.id, d.profile, d.field_id FROM devices d WHERE d.field_id = ANY(%(ids)s) "
+        f"AND d.revoked_at IS NULL AND {DEVICE_VISIBLE} ORDER BY d.id",
+        {"ids": field_ids, **who(user)})
+    return await cur.fetchall()

@@ -123,11 +123,7 @@ async def field_statuses(conn: AsyncConnection, user: User, field_ids: list[str]
     visible = [r[0] for r in await cur.fetchall()]
     if not visible:
         return {}
-    cur = await conn.execute(
-        f"SELECT d.id, d.profile, d.field_id FROM devices d WHERE d.field_id = ANY(%(ids)s) "
-        f"AND d.revoked_at IS NULL AND {access.DEVICE_VISIBLE} ORDER BY d.id",
-        {"ids": visible, **scope})
-    devices = await cur.fetchall()
+    devices = await access.devices_on(conn, user, visible)
     found = await conditions.latest(conn, probes(devices), max_future_s=max_future_s)
     since = today_local() - timedelta(days=1)
     cur = await conn.execute(

@@ -86,6 +86,19 @@ async def water(conn: AsyncConnection, field_id: str, as_of: date | None) -> dic
                                                      "phase": r["phase"]}}
 
 
+async def current_states(conn: AsyncConnection, field_ids: list[str]
+                         ) -> dict[str, tuple[str | None, str | None]]:
+    """{field: (water state, stage name)} of the latest day computed, for the
+    fields that have either: what a list of fields shows."""
+    rows = await _all(
+        conn, "SELECT f.id, w.state, s.stage FROM unnest(%s::text[]) AS f(id) "
+        "LEFT JOIN LATERAL (SELECT state FROM field_water_status WHERE field_id = f.id "
+        "ORDER BY computed_for DESC LIMIT 1) w ON true "
+        "LEFT JOIN LATERAL (SELECT stage FROM field_stages WHERE field_id = f.id "
+        "ORDER BY computed_for DESC LIMIT 1) s ON true", (field_ids,))
+    return {r["id"]: (r["state"], r["stage"]) for r in rows}
+
+
 async def index_stats(conn: AsyncConnection, field_id: str, as_of: date | None) -> dict | None:
     r = await _one(
         conn, "SELECT s.image_id, s.acquired_on, i.source, s.ndvi_mean, s.gndvi_mean, "

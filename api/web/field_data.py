@@ -75,14 +75,17 @@ async def my_fields(conn: AsyncConnection, user: User, *, after: str | None,
                                                  max_future_s=max_future_s)
     advice = (await _today_advice(conn, user)
               if user.role in advisories.READERS else {})
+    ids = [r[0] for r in rows]
+    paddy = [(d, p, f) for d, p, f in await access.devices_on(conn, user, ids)
+             if p == WATER_PROFILE]
+    found = await conditions.latest(conn, [(d, "water_level") for d, _, _ in paddy],
+                                    max_future_s=max_future_s)
+    states = await results.current_states(conn, ids)
     cards = []
     for fid, name, owner in rows:
-        devices = [d for d in await access.field_devices(conn, user, fid)
-                   if d[1] == WATER_PROFILE]
-        latest = await conditions.latest_by_metric(conn, devices, max_future_s=max_future_s)
-        level = latest.get("water_level")
-        water = await results.water(conn, fid, None)
-        stage = await results.stage(conn, fid, None)
+        level = conditions.by_metric([(d, p) for d, p, f in paddy if f == fid],
+                                     found).get("water_level")
+        water_state, stage = states.get(fid, (None, None))
         cards.append(FieldCard(
             id=fid, name=name, shared=owner != user.name and user.role == "farmer",
             status=statuses.get(fid) or field_status.judge([], heard=False, analysed=False,
@@ -90,8 +93,7 @@ async def my_fields(conn: AsyncConnection, user: User, *, after: str | None,
             level_cm=cm(level["value"]) if level else None,
             level_at=_when(level["measured_at"]) if level else None,
             level_age_s=level["age_s"] if level else None,
-            water_state=water["state"] if water else None,
-            stage=stage["name"] if stage else None,
+            water_state=water_state, stage=stage,
             advice=(advice.get(fid) or [None])[0]))
     rank = field_status.RANK
     cards.sort(key=lambda c: (c.water_state != "below", -rank[c.status.colour],
