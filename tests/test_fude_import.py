@@ -313,6 +313,11 @@ def test_api_officer_imports_polygons_of_their_region(api, platform, people, hir
     stored = _fields(platform, [GOSHO_1, GOSHO_2])
     assert sorted(row[0] for row in stored) == sorted([GOSHO_1, GOSHO_2])
     assert {row[3] for row in stored} == {"Goshogawara"}
+    # the field detail names the polygon it came from
+    detail = httpx.get(f"{api}/api/v1/fields/{stored[0][0]}", timeout=30,
+                       headers={"Authorization": f"Bearer {people['fude-officer-g']}"})
+    assert detail.status_code == 200, detail.text
+    assert detail.json()["polygon_uuid"] == stored[0][1]
 
 
 def test_api_officer_cannot_take_another_regions_field(api, platform, people, hirosaki):

@@ -116,10 +116,11 @@ async def visible_device(conn: AsyncConnection, user: User, device_id: str):
 async def visible_field(conn: AsyncConnection, user: User, field_id: str, *,
                         to_change: bool = False):
     """(id, name, owner, cultivar, transplanted_on, municipality, geometry,
-    area_m2) of a field the user may see (``to_change``: may change), or None."""
+    area_m2, polygon_uuid) of a field the user may see (``to_change``: may
+    change), or None."""
     cur = await conn.execute(
         f"SELECT f.id, f.name, f.owner, f.cultivar, f.transplanted_on, f.municipality, "
-        f"f.geometry, f.area_m2 FROM fields f WHERE f.id = %(id)s "
+        f"f.geometry, f.area_m2, f.polygon_uuid::text FROM fields f WHERE f.id = %(id)s "
         f"AND {FIELD_OWNED if to_change else FIELD_VISIBLE}",
         {"id": field_id, **who(user)})
     return await cur.fetchone()

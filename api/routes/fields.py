@@ -144,6 +144,7 @@ async def _field(conn, user, field_id: str):
 
 @router.get("/fields/{field_id}", responses={200: {"content": {"application/json": {"example": {
     "id": "hirosaki-b01-03", "name": "弘前 3", "municipality": "Hirosaki",
+    "polygon_uuid": "5b0f3c1e-8a2d-4c7e-9f41-2d6b8e0a7c13",
     "season": {"year": 2026, "cultivar": "seiten-no-hekireki", "transplanted_on": "2026-05-20"},
     "status": _STATUS_EXAMPLE,
     "stage": {"computed_for": "2026-07-15", "dvi": 0.71, "name": "panicle development",
@@ -154,12 +155,13 @@ async def _field(conn, user, field_id: str):
     404: {"content": {"application/json": {"example": {"detail": "no field 'hirosaki-b01-99'"}}}}})
 async def field_detail(field_id: str, user: CurrentUser, conn: Conn, settings: SettingsDep,
                        as_of: AsOf = None):
-    """The field with its status colour, its current season and analytics
+    """The field with its status colour (and ``polygon_uuid``, the uuid of the
+    筆ポリゴン it was imported from, else null), its current season and analytics
     results (``stage``, ``harvest_window``, ``risks``, ``water``,
     ``index_stats``, ``protein``); a result the analytics have not computed
     yet is null."""
     row = await _field(conn, user, field_id)
-    fid, name, owner, cultivar, transplanted_on, municipality, _geometry, area = row
+    fid, name, owner, cultivar, transplanted_on, municipality, _geometry, area, uuid = row
     history = await results.seasons(conn, fid)
     devices = await access.field_devices(conn, user, fid)
     found = await conditions.latest(conn, field_status.probes([(d, p, fid) for d, p in devices]),
@@ -170,7 +172,7 @@ async def field_detail(field_id: str, user: CurrentUser, conn: Conn, settings: S
         await field_status.field_statuses(conn, user, [fid])).get(fid)
     return {
         "id": fid, "name": name, "owner": owner, "municipality": municipality,
-        "area_m2": area,
+        "area_m2": area, "polygon_uuid": uuid,
         "season": history[0] if history else {"year": None, "cultivar": cultivar,
                                               "transplanted_on": None},
         "seasons": history,
