@@ -56,7 +56,7 @@ def typed(records):
 
 def device_rule(name: str, bn: str) -> str:
     """A resolved name as the platform names it: a base name that only identifies
-    the device (ending in ':' or '/') is stripped (DESIGN.md, Public contract)."""
+    the device (ending in ':' or '/') is stripped (docs/device-developers.md)."""
     if bn and bn[-1] in ":/":
         assert name.startswith(bn), (name, bn)
         return name[len(bn):]

@@ -216,7 +216,7 @@ def test_time_limits_are_configurable():
 
 
 # ---------------------------------------------------------------------------
-# Topics (DESIGN.md, MQTT topics)
+# Topics (docs/device-developers.md)
 
 TTS_APP = "app1@tenant1"
 CS_APP = "17c82e96-be03-4f38-aef3-f83d48582d97"
