@@ -221,6 +221,16 @@ def test_each_kind_of_bad_row_is_named(platform, world, kind):
     assert _devices(platform, "imp-b") == 0
 
 
+def test_excel_files_read_as_written():
+    """Excel's "CSV UTF-8": a byte-order mark, CRLF line ends, quoted cells, and
+    the columns in another order."""
+    rows = device_import.parse_csv(
+        "\ufeffOwner,ID,Profile,Field\r\n\"imp-dev\",imp-x1,soil,\r\n\r\n,imp-x2,drone,\r\n"
+        .encode())
+    assert [(r.line, r.device()) for r in rows] == [
+        (2, ("imp-x1", "soil", None, None, "imp-dev")), (4, ("imp-x2", "drone", None, None, None))]
+
+
 def test_every_bad_row_is_named_at_once(platform, world):
     errors = _rejected(platform, HEADER + "imp-c1,radar,,\nimp-c2,soil,imp-nofield,imp-nobody\n"
                                           "agri-x,soil,,\n")
