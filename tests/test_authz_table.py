@@ -162,6 +162,10 @@ TABLE = [
     ("get", "/api/v1/devices/{device_id}", lambda w: ("/api/v1/devices/az-d1", None),
      # The developer's prototype shares the field, but not the owner's device.
      _all(404, owner=200, heir=200, off_h=200, admin=200)),
+    ("get", "/api/v1/devices/health", lambda w: ("/api/v1/devices/health", None), NOT_PLANNER),
+    ("get", "/api/v1/devices/{device_id}/health",
+     lambda w: ("/api/v1/devices/az-dp/health", None),
+     _all(404, owner=200, heir=200, dev=200, off_h=200, admin=200)),
     ("get", "/api/v1/devices/{device_id}/series",
      lambda w: ("/api/v1/devices/az-dp/series?metric=water_level", None),
      _all(404, owner=200, heir=200, dev=200, off_h=200, admin=200)),
