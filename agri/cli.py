@@ -451,6 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int, default=1, help="season seed")
     a.add_argument("--home", help="keep the stack and its season here, and reuse them when "
                    "they match (default: a temporary folder, removed)")
+    a.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="API processes, as agri api --workers (default: 2, or 1 on one core)")
     a.set_defaults(func=cmd_bench)
 
     from agri.analytics.cli import register as register_analytics

@@ -13,7 +13,7 @@ folder), the bench
    every second reading of the metrics reported every 10 minutes, that is
    20-minute data, about 40 million readings for 1,000 fields. The fleet's
    devices are split over ``LOAD_PROCESSES`` writer processes;
-2. starts `agri api` as a process of its own, and an officer whose region
+2. starts `agri api` as a process of its own (``--workers`` processes), and an officer whose region
    is every municipality of the season (with an API token and a page
    session);
 3. offers each endpoint ``--rate`` requests/s from ``CLIENTS`` concurrent
@@ -212,11 +212,13 @@ def load(settings: Settings, *, fields: int, days: int, seed: int, out: Path) ->
 
 
 # -- the API ---------------------------------------------------------------------------------
-def start_api(stack: EmbeddedStack, log: Path) -> tuple[subprocess.Popen, str]:
+def start_api(stack: EmbeddedStack, log: Path, *, workers: int = 1
+              ) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {"AGRI_HOME": str(stack.home), "PATH": "/usr/bin:/bin"}
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "api", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "api", "--port", str(port),
+                                 "--workers", str(workers)],
                                 env=env, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -372,9 +374,10 @@ def rollup_vs_raw(url: str, devices: list[str], first: str, end: str, *, seed: i
 # -- the bench -------------------------------------------------------------------------------
 def run(args) -> int:
     """`agri bench api`: print the figures, then one JSON object as the last line."""
-    if args.fields < 1 or args.rate <= 0 or args.duration <= 0 or not 1 <= args.days <= 184:
-        print("agri bench api: --fields, --rate and --duration must be positive and --days "
-              "between 1 and 184", file=sys.stderr)
+    if (args.fields < 1 or args.rate <= 0 or args.duration <= 0 or args.workers < 1
+            or not 1 <= args.days <= 184):
+        print("agri bench api: --fields, --rate, --duration and --workers must be positive "
+              "and --days between 1 and 184", file=sys.stderr)
         return 2
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     keep = args.home is not None
@@ -409,9 +412,9 @@ def run(args) -> int:
               f"stations) on {loaded['fields']} fields in {loaded['load_s']} s "
               f"({loaded['load_rows_per_s']:,} rows/s through ingest's writer, "
               f"{LOAD_PROCESSES} processes); database {loaded['database_mb']:,} MB", flush=True)
-        api, base = start_api(stack, home / "api.log")
+        api, base = start_api(stack, home / "api.log", workers=args.workers)
         token, cookie = make_officer(stack.database_url, loaded["municipalities"])
-        report = measure(base, token, cookie, loaded, args)
+        report = {"api_workers": args.workers, **measure(base, token, cookie, loaded, args)}
         report["baseline"] = rollup_vs_raw(
             stack.database_url,
             [f"bench-pw-{f}" for f in loaded["paddy_fields"]], loaded["first"], loaded["end"],

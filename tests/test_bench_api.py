@@ -5,6 +5,7 @@ last line is one JSON object."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -29,6 +30,7 @@ def test_tiny_bench_prints_its_figures_as_json():
     lines = out.stdout.strip().splitlines()
     report = json.loads(lines[-1])
     assert report["bench"] == "api"
+    assert report["api_workers"] == min(2, os.cpu_count() or 1)
     load = report["load"]
     assert load["fields"] == 3 and load["paddy_sensors"] >= 1 and load["weather_stations"] >= 1
     # Counted in the database, not as acknowledged: every reading, each in the rollup.
