@@ -25,7 +25,18 @@ class SettingsError(RuntimeError):
     """A setting is missing or wrong; the message names the variable to set."""
 
 
-class Settings(BaseSettings):
+class ProfilesSettings(BaseSettings):
+    """AGRI_PROFILES_DIR alone: devices/profiles.py reads it when it is
+    imported, before the other settings are read (and whatever they hold)."""
+
+    model_config = SettingsConfigDict(env_prefix="AGRI_", frozen=True, extra="ignore")
+
+    profiles_dir: Path | None = Field(
+        default=None, description="a folder of extra device profiles and metrics (TOML), "
+                                  "read after the shipped ones")
+
+
+class Settings(ProfilesSettings):
     model_config = SettingsConfigDict(env_prefix="AGRI_", frozen=True, extra="ignore")
 
     home: Path = Field(default=Path(".agri"), description="state directory of the embedded stack")

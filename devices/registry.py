@@ -61,9 +61,10 @@ def check_id(device_id: str) -> None:
 def add_device(conn: psycopg.Connection, *, device_id: str, profile_name: str,
                field_id: str | None = None, owner: str | None = None,
                dev_eui: str | None = None) -> str:
-    """Register a device; returns its password (shown once, only its hash is kept)."""
+    """Register a device with its profile's current version; returns its
+    password (shown once, only its hash is kept)."""
     check_id(device_id)
-    profile(profile_name)  # raises UnknownProfile with the choices
+    version = profile(profile_name).version  # raises UnknownProfile with the choices
     if dev_eui is not None:
         dev_eui = dev_eui.lower()
     password = new_password()
@@ -73,9 +74,10 @@ def add_device(conn: psycopg.Connection, *, device_id: str, profile_name: str,
                     "SELECT 1 FROM fields WHERE id = %s", (field_id,)).fetchone():
                 raise RegistryError(f"no field {field_id!r}: import it with `agri fields import`")
             conn.execute(
-                "INSERT INTO devices (id, profile, field_id, owner, dev_eui, password_hash) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                (device_id, profile_name, field_id, owner, dev_eui, hash_password(password)))
+                "INSERT INTO devices (id, profile, profile_version, field_id, owner, dev_eui, "
+                "password_hash) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (device_id, profile_name, version, field_id, owner, dev_eui,
+                 hash_password(password)))
     except psycopg.errors.UniqueViolation:
         raise RegistryError(f"device {device_id!r} (or its DevEUI) is already registered") \
             from None
@@ -94,16 +96,16 @@ def add_devices(conn: psycopg.Connection, devices: list[NewDevice]) -> list[str]
     passwords = []
     for device_id, profile_name, field_id, dev_eui, owner in devices:
         check_id(device_id)
-        profile(profile_name)
+        version = profile(profile_name).version
         password = new_password()
         passwords.append(password)
-        rows.append((device_id, profile_name, field_id, owner,
+        rows.append((device_id, profile_name, version, field_id, owner,
                      dev_eui.lower() if dev_eui else None, hash_password(password)))
     try:
         with conn.transaction(), conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO devices (id, profile, field_id, owner, dev_eui, password_hash) "
-                "VALUES (%s, %s, %s, %s, %s, %s)", rows)
+                "INSERT INTO devices (id, profile, profile_version, field_id, owner, dev_eui, "
+                "password_hash) VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
     except psycopg.errors.UniqueViolation as exc:
         raise RegistryError(f"a device id or DevEUI was registered meanwhile "
                             f"({exc.diag.message_detail}); nothing was registered") from None
@@ -120,7 +122,8 @@ def may_register(conn: psycopg.Connection) -> bool:
     login reads the registry only unless it was granted more)."""
     return bool(conn.execute(
         "SELECT bool_and(has_column_privilege('devices', c, 'INSERT')) FROM unnest("
-        "ARRAY['id', 'profile', 'field_id', 'owner', 'dev_eui', 'password_hash']) AS c"
+        "ARRAY['id', 'profile', 'profile_version', 'field_id', 'owner', 'dev_eui', "
+        "'password_hash']) AS c"
     ).fetchone()[0])
 
 

@@ -3,14 +3,13 @@ platform's own decoders and checks (and, end to end, through Mosquitto,
 ingest and the database) to the rows it shows; its tables of metrics, units
 and profiles are those of devices/profiles.py; every reject reason the code
 can give has its section there, and a stored reason points to it; the worked
-example of a new device type builds with the real Profile and Metric and its
+example of a new device type loads with the real profile loader and its
 test passes."""
 
 from __future__ import annotations
 
 import ast
 import re
-import textwrap
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -204,7 +203,21 @@ def test_the_profiles_table_is_the_code():
         p = PROFILES[_ticked(row["profile"])[0]]
         listed = dict(re.findall(r"`(\w+)` (\d+)", row["metrics (interval, s)"]))
         assert {m: int(s) for m, s in listed.items()} == dict(p.intervals_s), p.name
+        assert int(row["version"]) == p.version, p.name
+        assert _ticked(row["battery"]) == ([p.battery] if p.battery else []), p.name
+        assert tuple(_ticked(row["formats"])) == p.formats, p.name
+        assert row["commands"] == _commands(p), p.name
         assert (row["flight records"] == "yes") == p.flights, p.name
+
+
+def _commands(p: Profile) -> str:
+    """A profile's commands as the guide's table writes them."""
+    out = []
+    for c in p.commands.values():
+        args = "; ".join(f"`{a.name}` {a.low:g} .. {a.high:g}" + (f" {a.unit}" if a.unit else "")
+                         + (", whole" if a.integer else "") for a in c.args.values())
+        out.append(f"`{c.name}`" + (f" ({args})" if args else ""))
+    return ", ".join(out) or "none"
 
 
 def test_the_limits_the_guide_names_are_the_defaults():
@@ -337,17 +350,21 @@ def test_a_stored_reason_ends_with_its_section_and_stays_bounded():
 # Adding a device type
 
 
-def test_the_worked_example_builds_a_profile_and_its_test_passes(monkeypatch):
-    names = {"Metric": Metric, "Profile": Profile, "Fraction": Fraction}
-    [metric] = eval(textwrap.dedent(example("metric").body).strip(), names)  # noqa: S307
-    [profile] = eval(textwrap.dedent(example("profile").body).strip(), names)  # noqa: S307
-    assert isinstance(metric, Metric) and isinstance(profile, Profile)
-    assert metric.name not in METRICS and profile.name not in PROFILES
-    metrics = {**METRICS, metric.name: metric}
-    assert set(profile.metrics) <= set(metrics)
+def test_the_worked_example_loads_with_the_real_loader_and_its_test_passes(
+        monkeypatch, tmp_path):
+    metric_toml, profile_toml = example("metric"), example("profile")
+    assert (metric_toml.lang, profile_toml.lang) == ("toml", "toml")
+    (tmp_path / profiles.METRICS_FILE).write_text(metric_toml.body)
+    (tmp_path / "paddy-water-ec.toml").write_text(profile_toml.body)
+    metrics, found = profiles.load(profiles.folders(tmp_path))
+    [metric] = set(metrics) - set(METRICS)
+    [profile] = set(found) - set(PROFILES)
+    assert (metric, profile) == ("water_ec", "paddy-water-ec")
+    assert isinstance(metrics[metric], Metric) and isinstance(found[profile], Profile)
+    assert metric in found[profile].metrics
     monkeypatch.setattr(profiles, "METRICS", metrics)
     monkeypatch.setattr(validate, "METRICS", metrics)
-    monkeypatch.setattr(profiles, "PROFILES", {**PROFILES, profile.name: profile})
+    monkeypatch.setattr(profiles, "PROFILES", found)
     space: dict = {}
     exec(example("profile-test").body, space)  # noqa: S102 - the guide's own test
     tests = [f for name, f in space.items() if name.startswith("test_")]
@@ -356,6 +373,18 @@ def test_the_worked_example_builds_a_profile_and_its_test_passes(monkeypatch):
         test()
 
 
+def test_the_errors_the_guide_names_are_the_loaders(tmp_path):
+    """The guide's example of a refused file is what the loader says for it."""
+    adding = TEXT.split("## Adding a device type", 1)[1]
+    [line] = re.findall(r"`(agri: device profiles: .+?)`", adding)
+    label, rest = line.removeprefix("agri: device profiles: ").split(".toml: ", 1)
+    extra = tmp_path / "profiles"
+    extra.mkdir()
+    profile = example("profile").body
+    (extra / (Path(label).name + ".toml")).write_text(profile)
+    with pytest.raises(profiles.ProfileError) as caught:
+        profiles.load(profiles.folders(extra))
+    assert str(caught.value).split(".toml: ", 1)[1] == rest
 # ---------------------------------------------------------------------------
 # End to end: Mosquitto, ingest, the database
 
