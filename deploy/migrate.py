@@ -120,6 +120,18 @@ def _apply(conn: psycopg.Connection, path: Traversable | Path, *,
 
 
 def _sync_profiles(conn: psycopg.Connection) -> None:
+    """The device_profiles mirror made what the profile files say; a profile
+    the database refuses (a metric's stored unit changed) is a MigrationError
+    and nothing of the sync is kept."""
+    try:
+        _write_profiles(conn)
+    except psycopg.Error as exc:
+        message = str(exc).strip() or type(exc).__name__
+        raise MigrationError(f"the device profiles were not synced, nothing of them was "
+                             f"changed: {message}") from None
+
+
+def _write_profiles(conn: psycopg.Connection) -> None:
     with conn.transaction():
         for p in PROFILES.values():
             metrics = {

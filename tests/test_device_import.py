@@ -236,7 +236,7 @@ def test_every_bad_row_is_named_at_once(platform, world):
                                           "agri-x,soil,,\n")
     assert errors == [
         "line 2, column profile: unknown profile 'radar'; choose one of: paddy-water, "
-        "weather-station, soil, drone",
+        "weather-station, soil, drone, water-gate",
         "line 3, column field: unknown field 'imp-nofield': import it first (agri fields "
         "import)",
         "line 3, column owner: unknown owner 'imp-nobody': no such user (agri users add)",

@@ -19,7 +19,7 @@ import pytest
 from psycopg import sql
 
 from agri.deploy import migrate as migrate_module
-from agri.deploy.migrate import MIGRATIONS, migrate
+from agri.deploy.migrate import MIGRATIONS, MigrationError, migrate
 from agri.devices import profiles
 from agri.devices.codecs import decode_senml_json
 from agri.devices.profiles import (
@@ -359,9 +359,10 @@ def test_a_metric_keeps_the_unit_its_readings_are_stored_in(scratch_db, monkeypa
                             ).fetchone() == ("m",)
         changed = {**METRICS, "water_level": Metric("water_level", "cm", -30, 50, "depth")}
         monkeypatch.setattr(migrate_module, "METRICS", changed)
-        with pytest.raises(psycopg.errors.RaiseException,
-                           match="profile paddy-water: metric water_level is stored in m, "
-                                 "the profile files now say cm"):
+        with pytest.raises(MigrationError,
+                           match="the device profiles were not synced, nothing of them was "
+                                 "changed: profile paddy-water: metric water_level is stored "
+                                 "in m, the profile files now say cm"):
             migrate(conn, settings=Settings())
         # Nothing of the refused copy was kept.
         stored = conn.execute("SELECT metrics -> 'water_level' ->> 'unit' FROM device_profiles "

@@ -232,7 +232,7 @@ def _detail(exc: device_import.ImportRejected) -> list[dict]:
           "content": {"application/json": {"example": {"detail": [
               {"loc": ["body", "devices", 1, "profile"], "type": "value_error",
                "msg": "unknown profile 'radar'; choose one of: paddy-water, weather-station, "
-                      "soil, drone"}]}}}},
+                      "soil, drone, water-gate"}]}}}},
     503: {"description": "this API has no broker admin account or may not register devices "
                          "(import with agri devices import), or the broker did not answer; "
                          "nothing was imported"}})
