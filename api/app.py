@@ -14,6 +14,7 @@ from agri.api import middleware, openapi
 from agri.api.pools import Databases
 from agri.api.routes import (
     advisories,
+    device_commands,
     device_health,
     devices,
     fields,
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(field_import_router)
     app.include_router(device_health.router)  # before /devices/{device_id}
     app.include_router(devices.router)
+    app.include_router(device_commands.router)
     app.include_router(me.router)
     app.include_router(auth_pages.router)
     app.include_router(advisories.router)

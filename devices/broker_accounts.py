@@ -41,12 +41,14 @@ DEVICE_ROLE_PREFIX = "agri-device-"
 MANAGED = "managed by the agri platform"
 
 # account -> the ACLs of its role. Ingest takes the shared subscriptions of
-# the contract and reads the broker's $SYS counters; the simulator also plays
+# the contract, publishes commands to devices and reads the broker's $SYS
+# counters; the simulator also plays
 # the LoRaWAN network servers (The Things Stack, ChirpStack) that bridge into
 # the broker.
 SERVICE_ACLS: Mapping[str, tuple[dict, ...]] = {
     INGEST_ACCOUNT: (
         *(acl("subscribeLiteral", topics.shared(f)) for f in topics.INGEST_FILTERS),
+        *(acl("publishClientSend", f) for f in topics.INGEST_PUBLISH_FILTERS),
         acl("subscribePattern", "$SYS/#"),
     ),
     SIMULATOR_ACCOUNT: (
@@ -111,8 +113,8 @@ def _with_credentials(url: str, username: str, password: str) -> str:
 
 
 def device_acls(device_id: str, profile: str) -> tuple[dict, ...]:
-    """The role of one device: publish only its own topics, subscribe only to
-    its command topic."""
+    """The role of one device: publish only its own topics (readings, events,
+    answers to commands), subscribe only to its command topic."""
     publish = topics.device_publish_topics(device_id, profile)
     return (*(acl("publishClientSend", t) for t in publish),
             acl("subscribeLiteral", topics.commands_topic(device_id)))

@@ -20,6 +20,7 @@ class Format(StrEnum):
     SENML_JSON = "senml"
     SENML_CBOR = "senml-cbor"
     EVENTS = "events"
+    ACKS = "acks"
     FLIGHTS = "flights"
     TTS_UPLINK = "tts-uplink"
     CHIRPSTACK_UPLINK = "chirpstack-uplink"
@@ -32,6 +33,10 @@ INGEST_FILTERS: tuple[str, ...] = (
     "v3/+/devices/+/up",
     "application/+/device/+/event/up",
 )
+
+
+# What ingest publishes: commands to devices (devices/commands.py).
+INGEST_PUBLISH_FILTERS: tuple[str, ...] = ("agri/v1/devices/+/commands",)
 
 
 # What the simulator publishes: as devices, and as the LoRaWAN network servers
@@ -75,10 +80,16 @@ def commands_topic(device_id: str) -> str:
     return f"agri/v1/devices/{device_id}/commands"
 
 
+def acks_topic(device_id: str) -> str:
+    """Device to platform: its answers to commands (devices/commands.py)."""
+    return f"agri/v1/devices/{device_id}/acks"
+
+
 def device_publish_topics(device_id: str, profile: str) -> tuple[str, ...]:
-    """Every topic a device of ``profile`` may publish to: its own readings and
-    events, and flight records for drones."""
-    own = (senml_topic(device_id), senml_topic(device_id, cbor=True), events_topic(device_id))
+    """Every topic a device of ``profile`` may publish to: its own readings,
+    events and answers to commands, and flight records for drones."""
+    own = (senml_topic(device_id), senml_topic(device_id, cbor=True), events_topic(device_id),
+           acks_topic(device_id))
     return (*own, flights_topic(device_id)) if find_profile(profile).flights else own
 
 
@@ -91,7 +102,8 @@ def chirpstack_uplink_topic(*, application_id: str, dev_eui: str) -> str:
     return f"application/{application_id}/device/{dev_eui}/event/up"
 
 
-_NATIVE = {"senml": Format.SENML_JSON, "senml-cbor": Format.SENML_CBOR, "events": Format.EVENTS}
+_NATIVE = {"senml": Format.SENML_JSON, "senml-cbor": Format.SENML_CBOR, "events": Format.EVENTS,
+           "acks": Format.ACKS}
 
 
 def parse(topic: str) -> Route | None:

@@ -11,7 +11,7 @@ import logging
 
 import orjson
 
-from agri.devices import codecs
+from agri.devices import codecs, commands
 from agri.devices.topics import Format, Route, parse
 from agri.ingest import rejects
 from agri.ingest.batch import Batch
@@ -34,10 +34,12 @@ class Refused(ValueError):
 
 
 class Pipeline:
-    def __init__(self, *, directory: Directory, limits: TimeLimits, max_payload: int) -> None:
+    def __init__(self, *, directory: Directory, limits: TimeLimits, max_payload: int,
+                 command_log: commands.CommandLog) -> None:
         self.directory = directory
         self.limits = limits
         self.max_payload = max_payload
+        self.command_log = command_log
 
     def handle(self, topic: str, payload: bytes, received: float, batch: Batch) -> None:
         """Decode and check one message into ``batch``."""
@@ -84,9 +86,13 @@ class Pipeline:
                         errors=[*errors, *bad])
             elif route.format is Format.EVENTS:
                 batch.events.append(self._event(device, payload, received))
+            elif route.format is Format.ACKS:
+                # Recorded at once (idempotent): the message is acknowledged
+                # only after its batch commits, so a lost answer comes again.
+                self.command_log.record(device.id, commands.parse_ack(payload))
             else:
                 batch.flights.append(self._flight(device, payload, received))
-        except (codecs.DecodeError, Refused) as exc:
+        except (codecs.DecodeError, Refused, commands.AckError) as exc:
             _reject(batch, received, topic, device_id, str(exc), payload)
         except Exception as exc:  # noqa: BLE001 - nothing from a device may stop ingest
             logger.exception("unexpected error decoding a message on %s", topic[:200])

@@ -12,6 +12,7 @@ it will never acknowledge.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -24,6 +25,7 @@ from paho.mqtt.properties import Properties
 
 from agri import mqtt
 from agri.db import connect
+from agri.devices import commands
 from agri.devices.topics import INGEST_FILTERS, shared
 from agri.ingest import maintenance
 from agri.ingest.batch import Batch
@@ -45,6 +47,7 @@ POLL_S = 0.05
 IDLE_POLL_S = 0.1  # how often a retiring worker checks whether anything arrived
 IDLE_SAVE_S = 1.0  # with nothing to write, counters are still saved this often
 DISCONNECT_WAIT_S = 5.0
+PUBLISH_WAIT_S = 5.0  # for the broker's PUBACK of a command
 # Age of a reading when its batch commits (commit time - measurement time):
 # histogram bucket upper bounds, seconds.
 AGE_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
@@ -71,9 +74,13 @@ class IngestService:
         self.db_url = settings.db_url("ingest")
         self.stats = Stats(self.worker)
         self.age_counts = np.zeros(len(AGE_BUCKETS), dtype=np.int64)
+        self.command_log = commands.CommandLog(lambda: connect(self.db_url, autocommit=True))
         self.pipeline = Pipeline(
             directory=Directory(lambda: connect(self.db_url)),
-            limits=TimeLimits.of(settings), max_payload=settings.max_payload_bytes)
+            limits=TimeLimits.of(settings), max_payload=settings.max_payload_bytes,
+            command_log=self.command_log)
+        self.sender = commands.Sender(lambda: connect(self.db_url), self._publish)
+        self._refused_publishes: set[int] = set()
         self.writer = Writer(self.db_url)
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.outbox: queue.Queue[Batch | _Died | None] = queue.Queue(WRITE_QUEUE_BATCHES)
@@ -97,7 +104,26 @@ class IngestService:
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
         return client
+
+    def _on_publish(self, client, userdata, mid, reason, properties) -> None:
+        if reason.is_failure:
+            logger.error("broker refused a command (%s): does agri-ingest lack publish rights? "
+                         "run `agri broker sync`", reason)
+            self._refused_publishes.add(mid)
+
+    def _publish(self, topic: str, payload: bytes, expires_in_s: float) -> bool:
+        """Publish a command, QoS 1, expiring at the broker with the command;
+        True once the broker took it (PUBACK)."""
+        props = Properties(PacketTypes.PUBLISH)
+        props.MessageExpiryInterval = max(1, math.ceil(expires_in_s))
+        info = self.client.publish(topic, payload, qos=1, properties=props)
+        try:
+            info.wait_for_publish(PUBLISH_WAIT_S)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published() and not _take(self._refused_publishes, info.mid)
 
     def _on_subscribe(self, client, userdata, mid, reasons, properties) -> None:
         failed = [r for r in reasons if r.is_failure]
@@ -185,6 +211,14 @@ class IngestService:
                 self.outbox.put(None)
                 return
 
+    # -- command sender thread -------------------------------------------
+    def _send_thread(self) -> None:
+        try:
+            self.sender.run(self.stopping)
+        except BaseException as exc:  # noqa: BLE001 - handed to the writer, which stops
+            logger.critical("command sender thread died: %s", exc, exc_info=True)
+            self.outbox.put(_Died("command sender", exc))
+
     # -- writer (caller's thread) ------------------------------------------
     def _commit(self, batch: Batch) -> None:
         written = self.writer.write(batch)
@@ -265,6 +299,9 @@ class IngestService:
         if retire_after_idle_s is not None:
             threading.Thread(target=self._stop_when_idle, args=(retire_after_idle_s,),
                              daemon=True).start()
+        else:
+            threading.Thread(target=self._send_thread, name="ingest-commands",
+                             daemon=True).start()
         try:
             while True:
                 try:
@@ -307,6 +344,7 @@ class IngestService:
             self.stats.maybe_save(self._stats_connection, self._drop_stats_connection,
                                   force=True)
             self.writer.close()
+            self.command_log.close()
             if self._stats_conn is not None:
                 self._stats_conn.close()
             logger.info("ingest worker %s stopped: %s", self.worker, self.stats.snapshot())
@@ -328,3 +366,12 @@ class IngestService:
     def stop(self) -> None:
         """Stop taking messages; what was received is committed and acknowledged."""
         self.stopping.set()
+
+
+def _take(mids: set[int], mid: int) -> bool:
+    """Whether ``mid`` was in ``mids`` (removed if so)."""
+    try:
+        mids.remove(mid)
+    except KeyError:
+        return False
+    return True

@@ -169,6 +169,14 @@ TABLE = [
     ("get", "/api/v1/devices/{device_id}/series",
      lambda w: ("/api/v1/devices/az-dp/series?metric=water_level", None),
      _all(404, owner=200, heir=200, dev=200, off_h=200, admin=200)),
+    # Commanding a device: its owner, the region's officer, admins; the
+    # successor sees it (403), the developer does not (404).
+    ("post", "/api/v1/devices/{device_id}/commands",
+     lambda w: ("/api/v1/devices/az-d1/commands", {"name": "reboot", "expires_in_s": 60}),
+     _all(404, owner=202, heir=403, off_h=202, admin=202)),
+    ("get", "/api/v1/devices/{device_id}/commands",
+     lambda w: ("/api/v1/devices/az-d1/commands", None),
+     _all(404, owner=200, heir=200, off_h=200, admin=200)),
     ("get", "/api/v1/rejects", lambda w: ("/api/v1/rejects", None),
      _all(200, owner=403, heir=403, other=403, planner=403)),
     ("get", "/api/v1/advisories", lambda w: ("/api/v1/advisories", None),

@@ -199,7 +199,8 @@ def test_service_accounts(conn):
         for clientid in ("agri-ingest", "agri-simulator-1", "emqx-soil-1", "agri-ingest-1 x"):
             assert not emqx_accepts(conn, username="agri-ingest", clientid=clientid, password=pw)
         ingest = acl(conn, "agri-ingest")
-        assert ingest == {("allow", "subscribe", f) for f in (*topics.INGEST_FILTERS, "$SYS/#")}
+        assert ingest == {("allow", "subscribe", f) for f in (*topics.INGEST_FILTERS, "$SYS/#")} | {
+            ("allow", "publish", f) for f in topics.INGEST_PUBLISH_FILTERS}
         for f in topics.INGEST_FILTERS:
             assert allowed(ingest, "subscribe", topics.shared(f))
         assert not allowed(ingest, "publish", topics.senml_topic("x"))

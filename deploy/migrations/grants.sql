@@ -111,3 +111,14 @@ GRANT INSERT, UPDATE ON fields, field_seasons TO agri_api;
 -- Field diary (api/web/diary_store.py): the pages add entries and read them.
 GRANT SELECT, INSERT ON field_diary TO agri_api;
 GRANT USAGE ON SEQUENCE field_diary_id_seq TO agri_api;
+
+-- Device commands (api/routes/device_commands.py, devices/commands.py): the
+-- API queues commands and reads their log; ingest sends them, expires them
+-- and records the devices' answers (never what was asked or by whom), and
+-- reads the latest stored reading to tell a device what is committed.
+GRANT SELECT ON device_commands TO agri_api;
+GRANT INSERT (device_id, name, args, requested_by, expires_at) ON device_commands TO agri_api;
+GRANT USAGE ON SEQUENCE device_commands_id_seq TO agri_api;
+GRANT SELECT ON device_commands TO agri_ingest;
+GRANT UPDATE (status, reason, sent_at, attempts, acknowledged_at, done_at) ON device_commands
+    TO agri_ingest;
