@@ -98,7 +98,9 @@ STUCK_MIN_READINGS_BY_METRIC: Mapping[str, int] = MappingProxyType({
 })
 STUCK_EQUAL = 1e-9  # values closer than this are the same value
 STUCK_MAX_GAP_S = 3 * 3600  # readings further apart do not continue a run
-NOT_STUCK_CHECKED = frozenset({"battery"})  # charge falls ~0.1 %/day: flat for hours
+# A battery's charge falls ~0.1 %/day: flat for hours; a gate holds its
+# position and state for days while nothing is wrong.
+NOT_STUCK_CHECKED = frozenset({"battery", "gate_position", "gate_state"})
 # Flat runs that are ordinary: no rain (or a steady drizzle through a tipping bucket),
 # calm, a dark or overcast sky, dry or wet leaves all interval, saturated air. Such a
 # run is stuck only when the peers (same profile, median of the hour) disagree, or

@@ -433,6 +433,8 @@ def _scores(run: _Run, devices: Mapping[str, _Device], until: pd.Timestamp | Non
                 continue
             key, cov, feat = (dev.id, day.date()), {}, {}
             for metric, interval in spec.intervals_s.items():
+                if metric in spec.optional and metric not in stats:
+                    continue  # a sensor this device does not have
                 expected = (seen_to - seen_from).total_seconds() / interval
                 row = stats[metric].get(day.tz_localize(None)) if metric in stats else None
                 good = float(row["good"]) if row is not None else 0.0

@@ -112,7 +112,9 @@ class Profile:
     ``version`` numbers the profile's definition (devices record the version
     they were registered with); ``battery`` names the metric that reports the
     battery, if any; ``formats`` are the payload formats it sends;
-    ``commands`` those it accepts (declared, not sent yet)."""
+    ``commands`` those it accepts (declared, not sent yet); ``optional`` the
+    metrics a device of the profile may lack altogether (a gate without a
+    canal level sensor): not counted as missing while it has never sent them."""
 
     name: str
     description: str
@@ -122,6 +124,7 @@ class Profile:
     battery: str | None = None
     formats: tuple[str, ...] = DEVICE_FORMATS
     commands: Mapping[str, Command] = field(default_factory=dict)
+    optional: frozenset[str] = frozenset()
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -278,7 +281,7 @@ def _read_metrics(f: _File, known: Mapping[str, tuple[Metric, str]]) -> dict[str
 def _read_profile(f: _File, metrics: Mapping[str, Metric]) -> Profile:
     d = f.data
     f.keys(d, None, required=("name", "version", "description", "formats", "metrics"),
-           optional=("battery", "flights", "commands"))
+           optional=("battery", "flights", "commands", "optional"))
     name = f.text(d["name"], "name")
     if not NAME_RE.fullmatch(name):
         raise f.fail("name", f"{name!r}: a profile name is lower case letters, digits and -, "
@@ -296,6 +299,14 @@ def _read_profile(f: _File, metrics: Mapping[str, Metric]) -> Profile:
         if battery not in intervals:
             raise f.fail("battery", f"{battery!r} is not one of this profile's metrics "
                                     f"({', '.join(intervals) or 'none'})")
+    optional = d.get("optional", [])
+    if not isinstance(optional, list):
+        raise f.fail("optional", f"must be a list of this profile's metrics, not "
+                                 f"{_kind(optional)}")
+    for metric in optional:
+        if metric not in intervals:
+            raise f.fail("optional", f"{_kind(metric)} is not one of this profile's metrics "
+                                     f"({', '.join(intervals) or 'none'})")
     formats = d["formats"]
     if not isinstance(formats, list) or not formats:
         raise f.fail("formats", f"must be a non-empty list of payload formats, "
@@ -320,7 +331,8 @@ def _read_profile(f: _File, metrics: Mapping[str, Metric]) -> Profile:
             parsed[arg] = _argument(f, arg, spec, f"commands.{cmd}.{arg}", metrics)
         commands[cmd] = Command(cmd, MappingProxyType(parsed))
     return Profile(name, f.text(d["description"], "description"), MappingProxyType(intervals),
-                   flights, version, battery, tuple(formats), MappingProxyType(commands))
+                   flights, version, battery, tuple(formats), MappingProxyType(commands),
+                   frozenset(optional))
 
 
 def _argument(f: _File, name: str, spec: Any, key: str,

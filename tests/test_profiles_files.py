@@ -99,6 +99,8 @@ def test_the_water_gate_profile():
     assert dict(gate.intervals_s) == {"gate_position": 600, "gate_state": 600,
                                       "supply_level": 600, "battery": 3600}
     assert (gate.version, gate.battery, gate.flights) == (1, "battery", False)
+    assert gate.optional == {"supply_level"}
+    assert all(not p.optional for name, p in PROFILES.items() if name != "water-gate")
     assert (METRICS["gate_position"].unit, METRICS["gate_position"].low,
             METRICS["gate_position"].high) == ("%", 0.0, 100.0)
     assert METRICS["gate_state"].boolean and METRICS["supply_level"].unit == "m"
@@ -240,6 +242,15 @@ BAD_FILES = {
         {"p.toml": GOOD_PROFILE.replace('battery = "battery"', 'battery = "air_temp"')},
         "EXTRA/p.toml: battery: 'air_temp' is not one of this profile's metrics "
         "(water_level, battery)"),
+    "optional not a metric of the profile": (
+        {"p.toml": GOOD_PROFILE.replace('battery = "battery"',
+                                        'battery = "battery"\noptional = ["air_temp"]')},
+        "EXTRA/p.toml: optional: 'air_temp' is not one of this profile's metrics "
+        "(water_level, battery)"),
+    "optional not a list": (
+        {"p.toml": GOOD_PROFILE.replace('battery = "battery"',
+                                        'battery = "battery"\noptional = "battery"')},
+        "EXTRA/p.toml: optional: must be a list of this profile's metrics, not 'battery'"),
     "changes a metric's canonical unit": (
         {"metrics.toml": '[water_level]\nunit = "cm"\nlow = -30\nhigh = 50\n'
                          'description = "paddy water"\n'},
@@ -265,7 +276,7 @@ BAD_FILES = {
     "misspelt key": (
         {"p.toml": GOOD_PROFILE.replace("battery = \"battery\"", "batery = \"battery\"")},
         "EXTRA/p.toml: batery: unknown key; expected battery, commands, description, flights, "
-        "formats, metrics, name, version"),
+        "formats, metrics, name, optional, version"),
     "bad name": (
         {"p.toml": GOOD_PROFILE.replace("test-probe", "Test Probe")},
         "EXTRA/p.toml: name: 'Test Probe': a profile name is lower case letters, digits and "

@@ -337,3 +337,38 @@ def test_stuck_and_dead_sensors_against_the_simulators_faults(platform):
           f"{summary.days} days, {summary.seconds:.1f} s; flags {summary.flags}")
     for kind, (precision, recall) in figures.items():
         assert precision >= TARGET and recall >= TARGET, (kind, precision, recall)
+
+
+def test_a_gate_without_its_optional_canal_sensor_is_scored_on_what_it_has(platform):
+    """The water gate's supply_level is optional: a gate that never sends it
+    scores as well as its other metrics; one that sends it and then stops does not."""
+    year, gate, gate_lost = 2017, "qgate-no-canal", "qgate-canal-lost"
+    start = datetime(year, 7, 4, tzinfo=TZ).timestamp()
+    end = datetime(year, 7, 7, tzinfo=TZ).timestamp()
+    with psycopg.connect(platform.db_url) as conn:
+        for device in (gate, gate_lost):
+            conn.execute("INSERT INTO devices (id, profile, password_hash) "
+                         "VALUES (%s, 'water-gate', 'x') ON CONFLICT DO NOTHING", (device,))
+    rows = []
+    for device in (gate, gate_lost):
+        for i, t in enumerate(np.arange(start + 17, end, 600.0)):
+            t = float(t)
+            rows += [(device, "gate_position", t, 40.0 + i % 7, t + 2),
+                     (device, "gate_state", t, 1.0, t + 2)]
+            if device == gate_lost and t < start + 86400:  # its canal sensor fails on day 1
+                rows.append((device, "supply_level", t, 0.4 + 0.001 * (i % 5), t + 2))
+            if i % 6 == 0:
+                rows.append((device, "battery", t, 80.0 - i / 500, t + 2))
+    writer = Writer(platform.db_url)
+    try:
+        writer.write(Batch(rows=rows))
+    finally:
+        writer.close()
+    last = date(year, 7, 6)
+    with psycopg.connect(platform.db_url) as conn:
+        run_quality(conn, as_of=last, days=2)
+        whole = device_score(conn, gate, last)
+        lost = device_score(conn, gate_lost, last)
+    assert PROFILES["water-gate"].optional == {"supply_level"}
+    assert whole.usable and whole.score > 0.95, whole.reasons
+    assert lost.score < whole.score and not lost.usable, lost
