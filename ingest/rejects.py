@@ -79,6 +79,8 @@ REASON_CODES: dict[str, str] = {
     "field-not-served": r"drone .* may not serve field ",
     "could-not-be-decoded": r"could not be decoded \(",
     "database-refused": r"(?:the )?database refused (?:this message|the record)",
+    "command-answer": (r"(?:an answer to a command|an answer's|device '.*' has no command|"
+                       r"command \d+ is \w+ already)"),
 }
 _CODE = re.compile("|".join(f"(?P<{code.replace('-', '_')}>{pattern})"
                             for code, pattern in REASON_CODES.items()), re.DOTALL)

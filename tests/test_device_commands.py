@@ -188,7 +188,8 @@ def test_another_device_can_neither_read_nor_answer_a_devices_commands(
         reasons = wait_for(lambda: platform.sql(
             "SELECT reason FROM rejects WHERE device_id = 'dc-intruder'"),
             what="the intruder's reject")
-        assert reasons == [(f"device 'dc-intruder' has no command {cmd['id']}",)]
+        assert reasons == [(f"device 'dc-intruder' has no command {cmd['id']} "
+                            f"(see docs/device-developers.md#command-answer)",)]
         time.sleep(0.5)
         after = _status(api, world, cmd["id"])
         assert (after["status"], after["reason"], after["acknowledged_at"]) == (
