@@ -13,13 +13,12 @@ import itertools
 from datetime import date, timedelta
 
 import httpx
-import orjson
 import psycopg
 import pytest
 
 from agri.api.accounts import add_user
 from agri.api.field_registry import import_fields, parse_features
-from tests.test_ingest_e2e import FIELD
+from tests.test_ingest_e2e import field_at
 
 ROLES = ("owner", "heir", "other", "dev", "off_h", "off_m", "off_none", "planner", "admin",
          "anon")
@@ -32,24 +31,14 @@ PEOPLE = {"owner": ("az-owner", "farmer", []), "heir": ("az-heir", "farmer", [])
 _serial = itertools.count(1)
 
 
-def _field(fid: str, owner: str, municipality: str, lon: float) -> dict:
-    data = orjson.loads(orjson.dumps(FIELD))
-    feature = data["features"][0]
-    feature["properties"].update(id=fid, name=fid, owner=owner, municipality=municipality)
-    ring = feature["geometry"]["coordinates"][0]
-    shift = lon - ring[0][0]
-    feature["geometry"]["coordinates"] = [[[x + shift, y] for x, y in ring]]
-    return data
-
-
 @pytest.fixture(scope="module")
 def world(platform, api):
     tokens = {"admin": platform.admin_token, "anon": None}
     with psycopg.connect(platform.db_url) as conn:
         for role, (name, kind, regions) in PEOPLE.items():
             tokens[role] = add_user(conn, name=name, role=kind, regions=regions).token
-        import_fields(conn, parse_features(_field("az-f1", "az-owner", "Hirosaki", 140.46)))
-        import_fields(conn, parse_features(_field("az-f2", "az-other", "Mutsu", 141.18)))
+        import_fields(conn, parse_features(field_at("az-f1", "az-owner", "Hirosaki", 140.46)))
+        import_fields(conn, parse_features(field_at("az-f2", "az-other", "Mutsu", 141.18)))
         conn.execute("INSERT INTO field_shares (field_id, grantee, granted_by) "
                      "VALUES ('az-f1', 'az-heir', 'az-owner')")
         today = date.today()

@@ -18,19 +18,9 @@ from agri.devices import device_import, provisioning
 from agri.devices.dynsec import DynSec
 from agri.devices.topics import senml_topic
 from tests.fix_stack import api_server, publisher, wait_for
-from tests.test_ingest_e2e import FIELD, publish
+from tests.test_ingest_e2e import field_at, publish
 
 HEADER = "id,profile,field,owner\n"
-
-
-def _field(fid: str, owner: str, municipality: str, lon: float) -> dict:
-    data = orjson.loads(orjson.dumps(FIELD))
-    feature = data["features"][0]
-    feature["properties"].update(id=fid, name=fid, owner=owner, municipality=municipality)
-    ring = feature["geometry"]["coordinates"][0]
-    shift = lon - ring[0][0]
-    feature["geometry"]["coordinates"] = [[[x + shift, y] for x, y in ring]]
-    return data
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +33,8 @@ def world(platform):
                                     ("imp-dev", "developer", []),
                                     ("imp-officer", "officer", ["Hirosaki"])):
             tokens[name] = add_user(conn, name=name, role=role, regions=regions).token
-        import_fields(conn, parse_features(_field("imp-f1", "imp-farmer", "Hirosaki", 140.50)))
-        import_fields(conn, parse_features(_field("imp-f2", "imp-other", "Mutsu", 141.20)))
+        import_fields(conn, parse_features(field_at("imp-f1", "imp-farmer", "Hirosaki", 140.50)))
+        import_fields(conn, parse_features(field_at("imp-f2", "imp-other", "Mutsu", 141.20)))
     platform.add_device("imp-taken", "soil", dev_eui="00a1b2c3d4e5f6aa")
     return tokens
 

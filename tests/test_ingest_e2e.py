@@ -31,6 +31,17 @@ FIELD = {
 }
 
 
+def field_at(fid: str, owner: str, municipality: str, lon: float) -> dict:
+    """FIELD as another field: its id, owner and municipality, moved east to ``lon``."""
+    data = orjson.loads(orjson.dumps(FIELD))
+    feature = data["features"][0]
+    feature["properties"].update(id=fid, name=fid, owner=owner, municipality=municipality)
+    ring = feature["geometry"]["coordinates"][0]
+    shift = lon - ring[0][0]
+    feature["geometry"]["coordinates"] = [[[x + shift, y] for x, y in ring]]
+    return data
+
+
 def publish(client, topic: str, payload: bytes) -> None:
     info = client.publish(topic, payload, qos=1)
     info.wait_for_publish(10)
