@@ -1,1 +1,1 @@
-from tests.fix_stack import api, ingest, platform  # noqa: F401 - fixtures
+from tests.fix_stack import api, ingest, platform, scratch_db  # noqa: F401 - fixtures

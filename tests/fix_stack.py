@@ -5,6 +5,7 @@ Mosquitto, started as processes under a temporary AGRI_HOME exactly as
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from agri import mqtt
 from agri.deploy.stack import EmbeddedStack
@@ -150,6 +152,19 @@ def ingest(platform) -> Iterator[subprocess.Popen]:
         yield proc
     finally:
         platform.stop_ingest(proc)
+
+
+@pytest.fixture
+def scratch_db(platform) -> Iterator[str]:
+    """A new, empty database on the test cluster; its URL."""
+    name = f"scratch_{secrets.token_hex(4)}"
+    with psycopg.connect(platform.db_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield platform.db_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(platform.db_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def publisher(url: str, client_id: str | None = None) -> object:

@@ -3,14 +3,11 @@ every edition, compression only where the edition has it."""
 
 from __future__ import annotations
 
-import secrets
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from agri.deploy.migrate import (
     MIGRATIONS,
@@ -21,19 +18,6 @@ from agri.deploy.migrate import (
     plan,
 )
 from agri.settings import Settings, SettingsError, load
-
-
-@pytest.fixture
-def scratch_db(platform) -> Iterator[str]:
-    """A new, empty database on the test cluster; its URL."""
-    name = f"migrate_{secrets.token_hex(4)}"
-    with psycopg.connect(platform.db_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield platform.db_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(platform.db_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _copy_migrations(to: Path) -> Path:

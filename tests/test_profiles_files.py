@@ -6,17 +6,14 @@ the real checks."""
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import orjson
 import psycopg
 import pytest
-from psycopg import sql
 
 from agri.deploy import migrate as migrate_module
 from agri.deploy.migrate import MIGRATIONS, MigrationError, migrate
@@ -319,19 +316,6 @@ def test_a_bad_file_stops_every_command_with_its_message_and_no_traceback(tmp_pa
 
 # ---------------------------------------------------------------------------
 # The database: a profile of the extra folder, versions, stored units
-
-
-@pytest.fixture
-def scratch_db(platform) -> Iterator[str]:
-    """A new, empty database on the test cluster; its URL."""
-    name = f"profiles_{secrets.token_hex(4)}"
-    with psycopg.connect(platform.db_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield platform.db_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(platform.db_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def test_a_profile_of_the_extra_folder_is_registrable_after_migrate(platform, scratch_db,
