@@ -187,6 +187,18 @@ async def bucket_points(conn: AsyncConnection, *, devices: list[str], metric: st
     the source answered from. ``source``: RAW to compute from the readings
     whatever the width (the reference the rollups must equal); default:
     :func:`source_of`, or RAW where the rollups are not maintained."""
+    rows, s, source = await bucket_rows(conn, devices=devices, metric=metric, start=start,
+                                        end=end, width=width, source=source)
+    return ([{"t": iso(t), "min": lo, "max": hi, "avg": avg, "count": n}
+             for t, lo, hi, avg, n in rows], s, source)
+
+
+async def bucket_rows(conn: AsyncConnection, *, devices: list[str], metric: str,
+                      start: datetime, end: datetime, width: timedelta,
+                      source: str | None = None
+                      ) -> tuple[list[tuple[datetime, float, float, float, int]], Span, str]:
+    """:func:`bucket_points` as (start, min, max, avg, count) tuples, for a
+    page that draws them rather than sending them."""
     check_range(start, end, width)
     s = span(start, end, width)
     if source is None:
@@ -203,9 +215,9 @@ async def bucket_points(conn: AsyncConnection, *, devices: list[str], metric: st
     else:
         query = _BUCKETS_RAW
     cur = await conn.execute(query, params)
-    points = []
+    rows = []
     for b, lo, hi, total, n in await cur.fetchall():
         t = datetime.combine(b, datetime.min.time(), TZ) if isinstance(b, date) and not \
             isinstance(b, datetime) else b
-        points.append({"t": iso(t), "min": lo, "max": hi, "avg": total / n, "count": int(n)})
-    return points, s, source
+        rows.append((t, lo, hi, total / n, int(n)))
+    return rows, s, source
