@@ -108,7 +108,9 @@ def cmd_devices(args, settings) -> int:
         if args.action == "add":
             password = provisioning.add(conn, settings.broker_url("admin"), device_id=args.id,
                                         profile_name=args.profile, field_id=args.field,
-                                        owner=args.owner, dev_eui=args.dev_eui)
+                                        owner=args.owner, dev_eui=args.dev_eui,
+                                        prototype=args.prototype,
+                                        organisation=args.organisation)
             if args.json:
                 _print_json({"device_id": args.id, "username": args.id, "password": password})
             else:
@@ -123,6 +125,12 @@ def cmd_devices(args, settings) -> int:
                 _print_credentials(args.id, password)
         elif args.action == "import":
             return _import_devices(args, settings, conn)
+        elif args.action == "check":
+            device = registry.get_device(conn, args.id)
+            if device is None:
+                print(f"no device {args.id!r}", file=sys.stderr)
+                return 1
+            return _check_device(args, settings, device)
         elif args.action == "list":
             devices = registry.list_devices(conn, field_id=args.field)
             seen = registry.last_seen(conn, devices, max_future_s=settings.max_future_s)
@@ -144,6 +152,64 @@ def cmd_devices(args, settings) -> int:
                 return 1
             print(f"device {args.id} revoked: disconnected, and refused by the broker from now on")
     return 0
+
+
+def _check_device(args, settings, device) -> int:
+    """The conformance check of ``device`` (devices/conformance.py), stored;
+    with --follow, its new rejects as they arrive until Ctrl-C, then the
+    check again. Exit 0 when it passed, 1 when a check failed."""
+    import asyncio
+
+    import psycopg
+
+    from agri.devices import conformance
+
+    if not 1 <= args.minutes <= conformance.MAX_MINUTES:
+        print(f"agri: --minutes must be 1 to {conformance.MAX_MINUTES}", file=sys.stderr)
+        return 2
+
+    async def check(conn) -> dict:
+        report = await conformance.run(conn, device.id, device.profile, minutes=args.minutes,
+                                       max_payload_bytes=settings.max_payload_bytes,
+                                       created_by=None)
+        if args.json:
+            _print_json(report)
+        else:
+            print("\n".join(conformance.lines(report)), flush=True)
+        return report
+
+    async def follow(conn) -> None:
+        cur = await conn.execute("SELECT coalesce(max(id), 0) FROM rejects WHERE device_id = %s",
+                                 (device.id,))
+        after = (await cur.fetchone())[0]
+        print(f"following {device.id}: new rejects as they arrive; Ctrl-C to check again "
+              "and stop", file=sys.stderr, flush=True)
+        try:
+            while True:
+                await asyncio.sleep(args.every)
+                for reject_id, received, reason, index, size in await conformance.rejects_after(
+                        conn, device.id, after):
+                    after = reject_id
+                    at = "" if index is None else f" record {index}"
+                    print(f"{received.isoformat(timespec='seconds')} rejected{at} ({size} bytes):"
+                          f" {reason}", flush=True)
+        except asyncio.CancelledError:
+            pass
+
+    async def main() -> bool:
+        async with await psycopg.AsyncConnection.connect(
+                settings.db_url(), autocommit=True, options="-c timezone=UTC") as conn:
+            report = await check(conn)
+            if args.follow:
+                task = asyncio.ensure_future(follow(conn))
+                loop = asyncio.get_running_loop()
+                loop.add_signal_handler(signal.SIGINT, task.cancel)
+                loop.add_signal_handler(signal.SIGTERM, task.cancel)
+                await task
+                report = await check(conn)
+            return report["passed"]
+
+    return 0 if asyncio.run(main()) else 1
 
 
 def _import_devices(args, settings, conn) -> int:
@@ -355,7 +421,20 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--field")
     a.add_argument("--owner", help="user who owns the device (a developer)")
     a.add_argument("--dev-eui", help="LoRaWAN DevEUI (ChirpStack uplinks)")
+    a.add_argument("--prototype", action="store_true",
+                   help="a prototype under test in the sandbox (docs/sandbox.md)")
+    a.add_argument("--organisation", help="who builds the prototype (counted in the KPIs)")
     a.add_argument("--json", action="store_true")
+    a = dsub.add_parser("check", help="check what a device sent against the contract, "
+                        "print a pass or fail per check with what to change, and store the "
+                        "report (exit 1 when a check failed)")
+    a.add_argument("id")
+    a.add_argument("--minutes", type=int, default=60,
+                   help="the window: the last N minutes of messages (default 60)")
+    a.add_argument("--json", action="store_true", help="print the report as JSON")
+    a.add_argument("--follow", action="store_true",
+                   help="then print new rejects as they arrive; Ctrl-C checks again and stops")
+    a.add_argument("--every", type=float, default=3.0, help=argparse.SUPPRESS)
     a = dsub.add_parser("list", help="list devices")
     a.add_argument("--field")
     a.add_argument("--json", action="store_true")
@@ -453,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "they match (default: a temporary folder, removed)")
     a.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="API processes, as agri api --workers (default: 2, or 1 on one core)")
+    a.add_argument("--to-today", action="store_true",
+                   help="move the season by whole days so that its last day is today: the "
+                        "field page's 7-day charts and the conditions then have data")
     a.set_defaults(func=cmd_bench)
 
     from agri.analytics.cli import register as register_analytics

@@ -14,6 +14,7 @@ from agri.api import middleware, openapi
 from agri.api.pools import Databases
 from agri.api.routes import (
     advisories,
+    conformance,
     device_commands,
     device_health,
     devices,
@@ -29,7 +30,7 @@ from agri.api.routes import (
     readings,
 )
 from agri.api.routes.field_import import router as field_import_router
-from agri.api.web import auth_pages, officer_pages, open_data_pages, planner_pages
+from agri.api.web import auth_pages, officer_pages, open_data_pages, planner_pages, sandbox_pages
 from agri.api.web.site import install as install_pages
 from agri.settings import Settings, load
 
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(device_health.router)  # before /devices/{device_id}
     app.include_router(devices.router)
     app.include_router(device_commands.router)
+    app.include_router(conformance.router)
     app.include_router(me.router)
     app.include_router(auth_pages.router)
     app.include_router(advisories.router)
@@ -84,5 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(officer_pages.router)
     app.include_router(planner_pages.router)
     app.include_router(open_data_pages.router)
+    app.include_router(sandbox_pages.router)
     install_pages(app)  # the pages, /static and the pages' error pages (api/web/)
     return app

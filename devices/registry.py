@@ -45,6 +45,8 @@ class Device:
 
 COLUMNS = "id, profile, field_id, owner, dev_eui, created_at, revoked_at"
 
+ORGANISATION_MAX = 200  # characters of a prototype's organisation (018_prototypes.sql)
+
 # (id, profile, field, DevEUI, owner) of a device to register.
 NewDevice = tuple[str, str, str | None, str | None, str | None]
 
@@ -60,10 +62,14 @@ def check_id(device_id: str) -> None:
 
 def add_device(conn: psycopg.Connection, *, device_id: str, profile_name: str,
                field_id: str | None = None, owner: str | None = None,
-               dev_eui: str | None = None) -> str:
+               dev_eui: str | None = None, prototype: bool = False,
+               organisation: str | None = None) -> str:
     """Register a device with its profile's current version; returns its
-    password (shown once, only its hash is kept)."""
+    password (shown once, only its hash is kept). ``prototype``: a device
+    under test in the sandbox, built by ``organisation`` (docs/sandbox.md)."""
     check_id(device_id)
+    if organisation is not None and not 1 <= len(organisation.strip()) <= ORGANISATION_MAX:
+        raise RegistryError(f"organisation must be 1 to {ORGANISATION_MAX} characters")
     version = profile(profile_name).version  # raises UnknownProfile with the choices
     if dev_eui is not None:
         dev_eui = dev_eui.lower()
@@ -75,9 +81,11 @@ def add_device(conn: psycopg.Connection, *, device_id: str, profile_name: str,
                 raise RegistryError(f"no field {field_id!r}: import it with `agri fields import`")
             conn.execute(
                 "INSERT INTO devices (id, profile, profile_version, field_id, owner, dev_eui, "
-                "password_hash) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                "password_hash, prototype, organisation) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (device_id, profile_name, version, field_id, owner, dev_eui,
-                 hash_password(password)))
+                 hash_password(password), prototype,
+                 organisation.strip() if organisation else None))
     except psycopg.errors.UniqueViolation:
         raise RegistryError(f"device {device_id!r} (or its DevEUI) is already registered") \
             from None

@@ -52,8 +52,10 @@ def people(platform):
             square("kpi-a1", "kpi-farmer", TOWN_A, 140.70, 40.70),
             square("kpi-b1", "kpi-farmer-b", TOWN_B, 140.71, 40.70)]}), create_owners=True)
     platform.add_device("kpi-pw-a1", "paddy-water", field_id="kpi-a1")
-    platform.add_device("kpi-proto-a1", "paddy-water", field_id="kpi-a1", owner="kpi-dev")
-    platform.add_device("kpi-proto-b1", "soil", field_id="kpi-b1", owner="kpi-dev")
+    platform.add_device("kpi-proto-a1", "paddy-water", field_id="kpi-a1", owner="kpi-dev",
+                        prototype=True, organisation="KPI Lab")
+    platform.add_device("kpi-proto-b1", "soil", field_id="kpi-b1", owner="kpi-dev",
+                        prototype=True, organisation="KPI Lab")
     # Daily rollups as ingest writes them: the paddy sensor reported in May
     # (fiscal 2026), the prototype on the same field in March (fiscal 2025).
     execute(platform, "INSERT INTO readings_daily (device_id, metric, day, min, max, sum, count) "
@@ -128,7 +130,7 @@ def test_counts_by_fiscal_year(api, people, register):
     assert _cells(body) == {
         (2025, "agritech_initiatives", "iot_sensor"): (1, None),
         (2026, "agritech_initiatives", "iot_sensor"): (1, None),
-        (THIS_FY, "iot_prototypes", "paddy-water"): (1, None),
+        (THIS_FY, "iot_prototypes", "KPI Lab"): (1, None),
         (2025, "fields_with_sensors", None): (1, None),
         (2026, "fields_with_sensors", None): (1, None),
         (2025, "drone_flights", "spray"): (1, 0.15),
@@ -137,7 +139,7 @@ def test_counts_by_fiscal_year(api, people, register):
     town_b = _cells(_kpis(api, people["kpi-planner"], municipality=TOWN_B, year=2026))
     assert town_b == {
         (2026, "agritech_initiatives", "drone"): (1, None),
-        **({(2026, "iot_prototypes", "soil"): (1, None)} if THIS_FY == 2026 else {}),
+        **({(2026, "iot_prototypes", "KPI Lab"): (1, None)} if THIS_FY == 2026 else {}),
         (2026, "fields_with_sensors", None): (1, None),
         (2026, "drone_flights", "survey"): (1, None),
         (2026, "drone_flights", "spray"): (1, None),  # its area was not a number
@@ -148,7 +150,8 @@ def test_counts_by_fiscal_year(api, people, register):
     side = {(s["year"], s["municipality"]): s for s in body["side_by_side"]}
     assert side[(2026, TOWN_A)]["register"] == {"agritech_initiatives": 1}
     assert side[(2026, TOWN_A)]["observed"] == {
-        "iot_prototypes": int(THIS_FY == 2026), "fields_with_sensors": 1, "drone_flights": 1,
+        "iot_prototypes": int(THIS_FY == 2026), "iot_prototypes_passed": 0,
+        "fields_with_sensors": 1, "drone_flights": 1,
         "sprayed_area_ha": 0.25}
 
 
@@ -157,7 +160,7 @@ def test_counts_by_calendar_year(api, people, register):
     assert body["year_label"] == "年"
     assert _cells(body) == {
         (2026, "agritech_initiatives", "iot_sensor"): (2, None),
-        (TODAY.year, "iot_prototypes", "paddy-water"): (1, None),
+        (TODAY.year, "iot_prototypes", "KPI Lab"): (1, None),
         (2026, "fields_with_sensors", None): (1, None),  # two devices, one field
         (2026, "drone_flights", "spray"): (2, 0.4),
     }
@@ -219,7 +222,7 @@ def test_csv_opens_in_japanese_excel(api, people, register):
         ("2026", TOWN_A, "ドローン飛行数", "散布", "プラットフォーム観測"): ("1", "0.25"),
     }
     if THIS_FY == 2026:
-        expected["2026", TOWN_A, "IoT関連試作品の数", "水田水位・水温センサー",
+        expected["2026", TOWN_A, "IoT関連試作品の数", "KPI Lab",
                  "プラットフォーム観測"] = ("1", "")
     assert got == expected
     # Japanese names in, the platform's name stored, the Japanese one in the CSV

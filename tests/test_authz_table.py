@@ -166,6 +166,13 @@ TABLE = [
     ("get", "/api/v1/devices/{device_id}/commands",
      lambda w: ("/api/v1/devices/az-d1/commands", None),
      _all(404, owner=200, heir=200, off_h=200, admin=200)),
+    # The sandbox: a device's conformance reports are its owner's and admins'
+    # (the farmer whose field carries the prototype sees the device, not them).
+    ("get", "/api/v1/devices/{device_id}/conformance",
+     lambda w: ("/api/v1/devices/az-dp/conformance", None), _all(404, dev=200, admin=200)),
+    ("post", "/api/v1/devices/{device_id}/conformance",
+     lambda w: ("/api/v1/devices/az-dp/conformance?minutes=5", None),
+     _all(404, dev=201, admin=201)),
     ("get", "/api/v1/rejects", lambda w: ("/api/v1/rejects", None),
      _all(200, owner=403, heir=403, other=403, planner=403)),
     ("get", "/api/v1/advisories", lambda w: ("/api/v1/advisories", None),

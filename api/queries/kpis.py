@@ -8,9 +8,11 @@ Asia/Tokyo. What is counted:
 
 - ``agritech_initiatives`` (register): initiatives registered by officers and
   the plan office that are active or ended, by the year they started;
-- ``iot_prototypes`` (observed): devices owned by a developer account, by the
-  year they were registered (the device registry has no prototype flag; a
-  developer's device is a prototype under test);
+- ``iot_prototypes`` (observed): devices registered as prototypes (the
+  sandbox, docs/sandbox.md), by the year they were registered and the
+  organisation that builds them (their kind);
+- ``iot_prototypes_passed`` (observed): prototypes by the year of their first
+  passing conformance report, and their organisation;
 - ``fields_with_sensors`` (observed): fields with at least one device that
   reported in the year;
 - ``drone_flights`` (observed): survey and spray flight records, by the
@@ -63,6 +65,8 @@ INDICATORS: dict[str, tuple[str, str, str]] = {
     "agritech_initiatives": ("「農業×Tech：アグリテック」の取組数", "agri-tech initiatives",
                              "register"),
     "iot_prototypes": ("IoT関連試作品の数", "IoT prototypes", "observed"),
+    "iot_prototypes_passed": ("適合確認に合格した試作品の数",
+                              "prototypes that passed the conformance check", "observed"),
     "fields_with_sensors": ("センサーのある圃場数", "fields with sensors", "observed"),
     "drone_flights": ("ドローン飛行数", "drone flights", "observed"),
     "open_datasets": ("公開したオープンデータ数", "open datasets published", "observed"),
@@ -72,15 +76,11 @@ INDICATORS: dict[str, tuple[str, str, str]] = {
 PREFECTURE_WIDE = frozenset({"open_datasets", "open_data_apps"})
 SOURCE_LABELS = {"register": "登録簿", "observed": "プラットフォーム観測"}
 FLIGHT_KINDS = {"survey": "空撮", "spray": "散布"}
-PROFILE_LABELS = {"paddy-water": "水田水位・水温センサー", "weather-station": "気象観測装置",
-                  "soil": "土壌センサー", "drone": "ドローン"}
 MAX_SPRAYED_M2 = 10_000_000  # a record claiming more than 1,000 ha is not summed
 
 VIEWERS = (Role.PLANNER, Role.OFFICER, Role.ADMIN)
 
-# A device that is a prototype: owned by a developer account.
-_PROTOTYPE = ("EXISTS (SELECT 1 FROM users u WHERE u.name = d.owner "
-              "AND u.role = 'developer')")
+NO_ORGANISATION = "（組織未設定）"
 
 
 _scope = access.aggregate_region
@@ -116,10 +116,19 @@ def _queries(basis: YearBasis) -> list[tuple[str, str]]:
             FROM initiatives i WHERE i.status <> 'planned' AND {_scope('i.municipality')}
             GROUP BY 1, 2, 3"""),
         ("iot_prototypes", f"""
-            SELECT {y('d.created_at')} AS year, f.municipality, d.profile AS kind,
+            SELECT {y('d.created_at')} AS year, f.municipality, d.organisation AS kind,
                    count(*) AS count, NULL::float8 AS area_m2
             FROM devices d LEFT JOIN fields f ON f.id = d.field_id
-            WHERE {_PROTOTYPE} AND {_scope('f.municipality')}
+            WHERE d.prototype AND {_scope('f.municipality')}
+            GROUP BY 1, 2, 3"""),
+        ("iot_prototypes_passed", f"""
+            SELECT {y('p.first')} AS year, f.municipality, d.organisation AS kind,
+                   count(*) AS count, NULL::float8 AS area_m2
+            FROM devices d
+            CROSS JOIN LATERAL (SELECT min(c.created_at) AS first FROM conformance_reports c
+                                WHERE c.device_id = d.id AND c.passed) p
+            LEFT JOIN fields f ON f.id = d.field_id
+            WHERE d.prototype AND p.first IS NOT NULL AND {_scope('f.municipality')}
             GROUP BY 1, 2, 3"""),
         # Each (device, metric)'s first and last day (two index probes): it
         # reported in their years, and in a year between them if one probe
@@ -163,12 +172,12 @@ def _queries(basis: YearBasis) -> list[tuple[str, str]]:
 
 
 def _kind_label(indicator: str, kind: str | None) -> str:
+    if indicator in ("iot_prototypes", "iot_prototypes_passed"):
+        return kind or NO_ORGANISATION
     if kind is None:
         return ""
     if indicator == "agritech_initiatives":
         return INITIATIVE_KINDS.get(kind, (kind,))[0]
-    if indicator == "iot_prototypes":
-        return PROFILE_LABELS.get(kind, kind)
     if indicator == "drone_flights":
         return FLIGHT_KINDS.get(kind, kind)
     if indicator == "open_datasets":
@@ -237,7 +246,8 @@ def _side_by_side(rows: list[dict]) -> list[dict]:
             "year": r["year"], "municipality": r["municipality"],
             "municipality_ja": r["municipality_ja"],
             "register": {"agritech_initiatives": 0},
-            "observed": {"iot_prototypes": 0, "fields_with_sensors": 0, "drone_flights": 0,
+            "observed": {"iot_prototypes": 0, "iot_prototypes_passed": 0,
+                         "fields_with_sensors": 0, "drone_flights": 0,
                          "sprayed_area_ha": 0.0}})
         s[r["source"]][r["indicator"]] += r["count"]
         if r["sprayed_area_ha"] is not None:

@@ -306,3 +306,9 @@ def choose(request: Request, user_language: str | None = None) -> str:
         if candidate in LANGUAGES:
             return candidate
     return DEFAULT
+
+
+from agri.api.web.i18n_sandbox import MESSAGES as _SANDBOX  # noqa: E402 - merged after the catalogue
+
+for _lang, _messages in _SANDBOX.items():
+    MESSAGES[_lang].update(_messages)

@@ -122,3 +122,11 @@ GRANT USAGE ON SEQUENCE device_commands_id_seq TO agri_api;
 GRANT SELECT ON device_commands TO agri_ingest;
 GRANT UPDATE (status, reason, sent_at, attempts, acknowledged_at, done_at) ON device_commands
     TO agri_ingest;
+
+-- The sandbox (devices/conformance.py, api/routes/conformance.py): the API
+-- reads which devices are prototypes and of which organisation, reads the
+-- reports and stores the ones a developer or an admin runs; it never changes
+-- or removes a report. The CLI runs as the owner.
+GRANT SELECT (prototype, organisation) ON devices TO agri_api;
+GRANT SELECT, INSERT ON conformance_reports TO agri_api;
+GRANT USAGE ON SEQUENCE conformance_reports_id_seq TO agri_api;
