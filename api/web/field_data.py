@@ -124,10 +124,9 @@ async def _points(conn, devices: list[str], metric: str, start: datetime, end: d
                   width: timedelta, scale: float = 1.0) -> list[tuple[datetime, float]]:
     if not devices:
         return []
-    buckets, _span, _source = await series.bucket_points(conn, devices=devices, metric=metric,
-                                                         start=start, end=end, width=width)
-    return [(datetime.fromisoformat(b["t"]), b["avg"] * scale) for b in buckets
-            if b["avg"] is not None]
+    rows, _span, _source = await series.bucket_rows(conn, devices=devices, metric=metric,
+                                                    start=start, end=end, width=width)
+    return [(t, avg * scale) for t, _lo, _hi, avg, _n in rows if avg is not None]
 
 
 async def field_page(conn: AsyncConnection, user: User, row, *, max_future_s: float) -> dict:
