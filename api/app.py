@@ -31,6 +31,7 @@ from agri.api.routes import (
 )
 from agri.api.routes.field_import import router as field_import_router
 from agri.api.web import auth_pages, officer_pages, open_data_pages, planner_pages, sandbox_pages
+from agri.api.web.device_pages import router as device_pages_router
 from agri.api.web.site import install as install_pages
 from agri.settings import Settings, load
 
@@ -87,5 +88,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(planner_pages.router)
     app.include_router(open_data_pages.router)
     app.include_router(sandbox_pages.router)
+    app.include_router(device_pages_router)
     install_pages(app)  # the pages, /static and the pages' error pages (api/web/)
     return app

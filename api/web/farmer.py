@@ -12,7 +12,7 @@ from agri.api.deps import Conn, SettingsDep
 from agri.api.field_registry import FIELD_ID_RE
 from agri.api.queries import access, imagery
 from agri.api.sessions import PageUser
-from agri.api.web import colours, field_data, i18n
+from agri.api.web import colours, device_pages, field_data, i18n
 from agri.api.web.render import render
 from agri.api.web.svg_charts import time_series
 
@@ -40,8 +40,11 @@ async def my_fields(request: Request, conn: Conn, user: PageUser, settings: Sett
                                              max_future_s=settings.max_future_s)
     lang = i18n.choose(request, user.language)
     first_dry = next((c for c in cards if c.water_state == "below"), None)
+    device_alerts = await device_pages.alerts_by_field(
+        conn, user, [c.id for c in cards], max_future_s=settings.max_future_s, lang=lang)
     return render(request, "fields.html", {
         "user": user, "cards": cards, "more": more, "first_dry": first_dry,
+        "device_alerts": device_alerts, "card_lines": device_pages.FIELD_CARD_LINES,
         "swatches": {c: colours.status(c, lang) for c in colours.STATUS},
         "status_legend": colours.status_legend(lang),
     }, data_time=field_data.newest(c.level_at for c in cards))
@@ -54,6 +57,8 @@ async def field_page(request: Request, field_id: str, conn: Conn, user: PageUser
     data = await field_data.field_page(conn, user, row, max_future_s=settings.max_future_s)
     lang = i18n.choose(request, user.language)
     t = i18n.MESSAGES[lang]
+    device_alerts = await device_pages.alerts_by_field(
+        conn, user, [row[0]], max_future_s=settings.max_future_s, lang=lang)
     charts = {
         "level": time_series(data["level"], title=t["field.chart_level"], unit="cm", lang=lang,
                              start=data["chart_start"], end=data["chart_end"],
@@ -68,6 +73,7 @@ async def field_page(request: Request, field_id: str, conn: Conn, user: PageUser
         "user": user, **data, "charts": charts, "owner": owner, "may_write": may_write,
         "swatch": colours.status(status.colour, lang) if status else None,
         "cm": field_data.cm,
+        "device_alerts": device_alerts.get(row[0], []),
         "map_url": f"/fields/{row[0]}/map.png" if data["image"] and
         MAP_INDEX in data["image"]["previews"] else None,
     }, data_time=data["data_time"])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from agri.api.web.i18n_devices import MESSAGES as DEVICE_MESSAGES
+
 LANGUAGES = ("ja", "en")
 DEFAULT = "ja"
 COOKIE = "lang"
@@ -290,6 +292,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error.back": "Back to my fields",
     },
 }
+
+MESSAGES = {lang: {**words, **DEVICE_MESSAGES[lang]} for lang, words in MESSAGES.items()}
 
 
 def gettext(lang: str, key: str, **values: object) -> str:

@@ -27,7 +27,7 @@ from agri.api.pagination import MAX_CURSOR
 from agri.api.queries import access, advisories, farmers, field_status, groups, maps, observations
 from agri.api.sessions import CsrfForm, PageUser
 from agri.api.web import basemap as gsi
-from agri.api.web import colours, i18n_officer, staff
+from agri.api.web import colours, device_pages, i18n_officer, staff
 from agri.api.web.svg_map import polygon_map
 from agri.clock import TZ, today_local
 
@@ -74,8 +74,9 @@ def _status_swatch(status: field_status.Status | None, lang: str) -> colours.Swa
 
 
 @router.get("/region")
-async def region_page(request: Request, user: PageUser, conn: Conn, mode: str = "status",
-                      municipality: str | None = None, basemap: str | None = None):
+async def region_page(request: Request, user: PageUser, conn: Conn, settings: SettingsDep,
+                      mode: str = "status", municipality: str | None = None,
+                      basemap: str | None = None):
     """The fields of the officer's region on a map coloured by ``mode``
     (status, predicted harvest date or protein class), with a legend in
     words and the same fields as a list."""
@@ -90,7 +91,7 @@ async def region_page(request: Request, user: PageUser, conn: Conn, mode: str = 
                "municipalities": _municipalities(user), "basemap": with_basemap,
                "unusable_municipality": not usable, "no_region": False, "items": [],
                "map": None, "legend": [], "truncated": False,
-               "tile_list_url": gsi.TILE_LIST_URL}
+               "tile_list_url": gsi.TILE_LIST_URL, "device_alerts": None}
     if user.role == "officer" and not user.regions:
         context["no_region"] = True
         return staff.page(request, user, "officer_region.html", context, data_time=None)
@@ -112,7 +113,9 @@ async def region_page(request: Request, user: PageUser, conn: Conn, mode: str = 
         href=lambda f: f"/fields/{f['id']}", label=lambda f: label_of[f["id"]],
         title=i18n_officer.gettext(lang, f"region.map_title.{mode}"), lang=lang,
         underlay=gsi.underlay if with_basemap else None) if features else None
-    context.update(items=items, legend=legend, map=svg, truncated=collection["truncated"])
+    context.update(items=items, legend=legend, map=svg, truncated=collection["truncated"],
+                   device_alerts=await device_pages.region_alert_counts(
+                       conn, user, max_future_s=settings.max_future_s, lang=lang))
     # The pages' Content-Security-Policy lets images come from the GSI tile
     # server (api/middleware.py): nothing else of the page leaves the site.
     return staff.page(request, user, "officer_region.html", context, data_time=data_time)
