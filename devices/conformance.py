@@ -378,6 +378,14 @@ async def reports(conn: AsyncConnection, device_id: str, profile: str, *,
     return [stored_report(device_id, profile, r) for r in await cur.fetchall()]
 
 
+async def first_passed(conn: AsyncConnection, device_id: str) -> str | None:
+    """When the device's first passing report was made (the KPIs count that)."""
+    cur = await conn.execute("SELECT min(created_at) FROM conformance_reports "
+                             "WHERE device_id = %s AND passed", (device_id,))
+    first = (await cur.fetchone())[0]
+    return first and first.isoformat()
+
+
 async def run(conn: AsyncConnection, device_id: str, profile: str, *, minutes: int,
               max_payload_bytes: int, created_by: str | None) -> dict:
     """Check the last ``minutes`` of ``device_id`` and keep the report."""

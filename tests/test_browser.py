@@ -174,6 +174,13 @@ def farmer_task(phone: Phone, world) -> None:
     phone.check("field")
     assert "水を入れてください 深浦" in page.inner_text("main")
     assert "水が足りません" in page.inner_text("main")
+    page.click("header a[href='/devices']")
+    page.wait_for_url("**/devices")
+    phone.check("devices")
+    page.click("a[href='/devices/pb-paddy']")
+    page.wait_for_url("**/devices/pb-paddy")
+    phone.check("device")
+    assert "pb-paddy" in page.inner_text("h1")
 
 
 def test_a_farmer_finds_the_dry_field_and_reads_the_advice(chromium, api, world, artifacts):
@@ -201,6 +208,8 @@ def test_an_officer_publishes_and_the_farmer_then_sees_it(chromium, api, world, 
         page.goto(api + "/region")
         phone.check("region")
         assert "深浦 上の田" in page.inner_text("main")
+        page.goto(api + "/devices?alerts=1")
+        phone.check("devices")
         page.goto(api + "/advisories")
         phone.check("advisories")
         page.click("text=中干しの準備 深浦")
@@ -243,3 +252,22 @@ def test_a_planner_exports_the_kpi_csv(chromium, api, world, artifacts):
     mine = [r for r in rows if r["市町村"] in (TOWN, TOWN_JA)
             and r["指標"] == "「農業×Tech：アグリテック」の取組数"]
     assert [(r["種別"], int(r["件数"])) for r in mine] == [("IoTセンサー", 3)]
+
+
+def test_a_developer_checks_a_prototype_in_the_sandbox(chromium, api, platform, artifacts):
+    with psycopg.connect(platform.db_url) as conn:
+        people = make_people(conn, [("pb-dev", "developer", [])])
+    platform.add_device("pb-proto", "paddy-water", owner="pb-dev", prototype=True,
+                        organisation="深浦センサー")
+    phone = Phone(chromium, api, artifacts, "developer")
+    try:
+        phone.sign_in("pb-dev", people["pb-dev"].password)
+        page = phone.page
+        page.goto(api + "/sandbox")
+        phone.check("sandbox")
+        page.click("form[action='/sandbox/pb-proto/check'] button[type=submit]")
+        page.wait_for_url("**/sandbox/pb-proto")
+        phone.check("report")
+        assert "不合格" in page.inner_text("main")  # it sent nothing yet
+    finally:
+        phone.close()

@@ -9,6 +9,9 @@ prototypes and their first passing report by year and organisation."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -312,3 +315,25 @@ def test_the_sandbox_pages(api, world):
         assert 400 <= dev.get(f"/sandbox/{hostile}").status_code < 500, hostile
     planner = login(api, "sbx-planner", people["sbx-planner"].password)
     assert planner.get("/sandbox").status_code == 403
+
+
+def test_follow_prints_each_new_reject_then_checks_again(platform, ingest, world, tmp_path):
+    out, err = tmp_path / "out", tmp_path / "err"
+    with out.open("w") as o, err.open("w") as e:
+        proc = subprocess.Popen([sys.executable, "-m", "agri.cli", "devices", "check", FAULTY,
+                                 "--minutes", "5", "--follow", "--every", "0.2"],
+                                env=platform.env(), stdout=o, stderr=e)
+    try:
+        wait_for(lambda: "following" in err.read_text(), what="the follow to start")
+        device = platform.device_client(FAULTY, world["creds"][FAULTY])
+        publish(device, senml_topic(FAULTY), orjson.dumps(
+            [{"n": "water_temp", "u": "Cel", "v": 20.0}, {"n": "water_level", "u": "in",
+                                                          "v": 1.0}]))
+        device.loop_stop()
+        device.disconnect()
+        wait_for(lambda: "rejected record 1" in out.read_text(), what="the new reject")
+        assert "unit 'in' not accepted for water_level" in out.read_text()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 1, err.read_text()
+    assert out.read_text().count("overall: FAIL") == 2

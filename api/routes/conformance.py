@@ -84,11 +84,8 @@ async def device_conformance(device_id: str, user: CurrentUser, conn: Conn):
     passing one was made, and the latest reports (without their checks)."""
     row = await _device(conn, user, device_id)
     history = await conformance.reports(conn, row[0], row[1], limit=HISTORY)
-    cur = await conn.execute("SELECT min(created_at) FROM conformance_reports "
-                             "WHERE device_id = %s AND passed", (row[0],))
-    first = (await cur.fetchone())[0]
     return {**_about(row), "latest": history[0] if history else None,
-            "first_passed_at": first and first.isoformat(),
+            "first_passed_at": await conformance.first_passed(conn, row[0]),
             "history": [{k: r[k] for k in ("id", "created_at", "created_by", "window_from",
                                            "window_to", "passed")} for r in history]}
 

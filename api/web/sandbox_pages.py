@@ -16,6 +16,7 @@ from agri.api.deps import Conn, PrimaryConn, SettingsDep
 from agri.api.routes.conformance import HISTORY, checkable
 from agri.api.sessions import CsrfForm, PageUser
 from agri.api.web import i18n_officer, staff
+from agri.api.web.render import local_time
 from agri.devices import conformance
 
 router = APIRouter(include_in_schema=False)
@@ -45,7 +46,7 @@ async def sandbox(request: Request, user: PageUser, conn: Conn):
                       "latest": latest[0] if latest else None})
     newest = max((i["latest"]["created_at"] for i in items if i["latest"]), default=None)
     return staff.page(request, user, "sandbox.html",
-                      {"items": items, "windows": WINDOWS, "marks": MARKS},
+                      {"items": items, "windows": WINDOWS, "marks": MARKS, "local": local_time},
                       data_time=newest and _time(newest))
 
 
@@ -59,12 +60,12 @@ async def sandbox_device(device_id: str, request: Request, user: PageUser, conn:
         return _not_found(request, user)
     row = rows[0]
     history = await conformance.reports(conn, row[0], row[1], limit=HISTORY)
-    first = next((r["created_at"] for r in reversed(history) if r["passed"]), None)
+    first = await conformance.first_passed(conn, row[0])
     latest = history[0] if history else None
     return staff.page(request, user, "sandbox_device.html",
                       {"device": {"id": row[0], "profile": row[1], "organisation": row[3]},
                        "report": latest, "history": history[1:], "first_passed": first,
-                       "windows": WINDOWS, "marks": MARKS},
+                       "windows": WINDOWS, "marks": MARKS, "local": local_time},
                       data_time=latest and _time(latest["created_at"]))
 
 
