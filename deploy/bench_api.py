@@ -32,6 +32,11 @@ folder), the bench
    (series.bucket_points with source=RAW), one query at a time on the same
    connection over the same fields, checking that both give the same counts.
 
+With ``--to-today`` the season's readings are moved by whole days so that its
+last day is today (up to now): the field page then draws its 7-day charts
+and the conditions are fresh, as during a season. Without it, a season that
+ended before today leaves the page's 7-day charts empty.
+
 With ``--home DIR`` the stack and its season stay in DIR, and a later run
 with the same ``--fields``, ``--days`` and ``--seed`` measures them again
 without loading. Before each endpoint's load, ``SEQUENTIAL_REQUESTS``
@@ -138,7 +143,7 @@ def _load_part(args: tuple) -> tuple[int, float]:
     """One writer process: the rows of its share of the fleet's devices (what
     ingest would store of their messages, as Fleet.iter_rows), thinned to
     20-minute data, through ingest's writer. Runs in a forked child."""
-    url, device_ids, start_s, end_s = args
+    url, device_ids, start_s, end_s, shift_s, until_s = args
     from agri.devices.profiles import PROFILES
     from agri.ingest.batch import Batch
     from agri.ingest.writer import Writer
@@ -152,8 +157,9 @@ def _load_part(args: tuple) -> tuple[int, float]:
             if meta.duplicate:
                 continue
             intervals = profiles[meta.device]
-            chunk += [(meta.device, m, t, v, meta.publish_s) for m, t, v, ok in meta.readings
-                      if ok and _keep(intervals[m], t)]
+            chunk += [(meta.device, m, t + shift_s, v, meta.publish_s + shift_s)
+                      for m, t, v, ok in meta.readings
+                      if ok and _keep(intervals[m], t) and t + shift_s <= until_s]
             if len(chunk) >= 50_000:
                 written += writer.write(Batch(rows=chunk)).stored
                 chunk = []
@@ -167,8 +173,11 @@ def _load_part(args: tuple) -> tuple[int, float]:
 _FLEET = None  # the fleet, inherited by the forked writer processes
 
 
-def load(settings: Settings, *, fields: int, days: int, seed: int, out: Path) -> dict:
-    """Simulate and load the season; returns what was loaded."""
+def load(settings: Settings, *, fields: int, days: int, seed: int, out: Path,
+         to_today: bool = False) -> dict:
+    """Simulate and load the season; returns what was loaded. ``to_today``: the
+    readings moved by whole days so that the season's last day is today (and
+    nothing later than now is loaded), as the pages see a season under way."""
     global _FLEET
     from agri.simulator.publish import register
     from agri.simulator.season import simulate_season
@@ -185,10 +194,15 @@ def load(settings: Settings, *, fields: int, days: int, seed: int, out: Path) ->
     end_s = min(fleet.span[1], start_s + days * DAY_S)
     ids = [d.id for d in fleet.devices]
     shares = [ids[i::LOAD_PROCESSES] for i in range(LOAD_PROCESSES)]
+    shift_s, until_s = 0.0, end_s
+    if to_today:
+        last = datetime.fromtimestamp(end_s - 1, TZ).date()
+        shift_s, until_s = (today_local() - last).days * DAY_S, time.time()
     _FLEET = fleet
     began = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(LOAD_PROCESSES) as pool:
-        parts = pool.map(_load_part, [(settings.db_url(), s, start_s, end_s) for s in shares])
+        parts = pool.map(_load_part, [(settings.db_url(), s, start_s, end_s, shift_s, until_s)
+                                      for s in shares])
     load_s = time.perf_counter() - began
     _FLEET = None
     rows = sum(n for n, _ in parts)
@@ -205,8 +219,9 @@ def load(settings: Settings, *, fields: int, days: int, seed: int, out: Path) ->
             "readings": rows, "readings_stored": stored, "readings_in_daily_rollup": rolled,
             "load_s": round(load_s, 1), "simulate_s": round(simulated_s, 1),
             "load_rows_per_s": round(rows / load_s), "database_mb": round(size / 2**20),
-            "first": datetime.fromtimestamp(start_s, TZ).isoformat(),
-            "end": datetime.fromtimestamp(end_s, TZ).isoformat(),
+            "first": datetime.fromtimestamp(start_s + shift_s, TZ).isoformat(),
+            "end": datetime.fromtimestamp(end_s + shift_s, TZ).isoformat(),
+            "moved_days": round(shift_s / DAY_S),
             "paddy_fields": sorted(set(paddies)),
             "municipalities": sorted({f.municipality for f in season.fields})}
 
@@ -389,6 +404,8 @@ def run(args) -> int:
     ok = False
     done = home / "loaded.json"  # what a kept stack holds: reused when it matches
     tag = {"fields": args.fields, "days": args.days, "seed": args.seed}
+    if args.to_today:
+        tag["to_today"] = True
     reuse = done.exists() and orjson.loads(done.read_bytes()).get("tag") == tag
     if not reuse and (done.exists() or (home / "season").exists()):
         print(f"agri bench api: {home} holds another run's data: choose an empty --home",
@@ -404,7 +421,7 @@ def run(args) -> int:
             print(f"simulating and loading {args.fields} fields, {args.days} days of the "
                   "season ...", flush=True)
             loaded = load(settings, fields=args.fields, days=args.days, seed=args.seed,
-                          out=home / "season")
+                          out=home / "season", to_today=args.to_today)
             if keep:
                 done.write_bytes(orjson.dumps({"tag": tag, "loaded": loaded}))
         print(f"loaded {loaded['readings']:,} readings of {loaded['devices']} devices "
