@@ -47,8 +47,9 @@ _KPI_EXAMPLE = {
                 "source": "observed", "count": 12, "sprayed_area_ha": 3.84}],
     "side_by_side": [{"year": 2026, "municipality": "Hirosaki", "municipality_ja": "弘前市",
                       "register": {"agritech_initiatives": 2},
-                      "observed": {"iot_prototypes": 0, "fields_with_sensors": 40,
-                                   "drone_flights": 12, "sprayed_area_ha": 3.84}}]}
+                      "observed": {"iot_prototypes": 1, "iot_prototypes_passed": 1,
+                                   "fields_with_sensors": 40, "drone_flights": 12,
+                                   "sprayed_area_ha": 3.84}}]}
 
 
 @router.get("/kpis", responses={200: {"content": {"application/json": {
