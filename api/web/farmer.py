@@ -57,8 +57,6 @@ async def field_page(request: Request, field_id: str, conn: Conn, user: PageUser
     data = await field_data.field_page(conn, user, row, max_future_s=settings.max_future_s)
     lang = i18n.choose(request, user.language)
     t = i18n.MESSAGES[lang]
-    device_alerts = await device_pages.alerts_by_field(
-        conn, user, [row[0]], max_future_s=settings.max_future_s, lang=lang)
     charts = {
         "level": time_series(data["level"], title=t["field.chart_level"], unit="cm", lang=lang,
                              start=data["chart_start"], end=data["chart_end"],
@@ -73,7 +71,7 @@ async def field_page(request: Request, field_id: str, conn: Conn, user: PageUser
         "user": user, **data, "charts": charts, "owner": owner, "may_write": may_write,
         "swatch": colours.status(status.colour, lang) if status else None,
         "cm": field_data.cm,
-        "device_alerts": device_alerts.get(row[0], []),
+        "device_alerts": device_pages.alert_lines(data["device_health"], lang),
         "map_url": f"/fields/{row[0]}/map.png" if data["image"] and
         MAP_INDEX in data["image"]["previews"] else None,
     }, data_time=data["data_time"])
