@@ -81,6 +81,19 @@ def test_chart_escapes_hostile_titles_and_says_when_empty():
     assert not [p for p in root.iter(f"{SVG}path") if p.get("stroke") == LINE]
 
 
+@pytest.mark.parametrize("values", [[5.0, 5.000000000000001], [5.0] * 3, [1e9, 1e9 + 1e-7],
+                                    [0.0, 5e-324], [-3.2, -3.2000000000000006]])
+def test_a_flat_series_is_drawn_at_once(values):
+    """Values within rounding noise of each other (a paddy's level reported flat)
+    once made the axis's tick loop never end."""
+    start = datetime(2026, 7, 9, tzinfo=TZ)
+    points = [(start + timedelta(hours=h), v) for h, v in enumerate(values)]
+    svg = time_series(points, title="水位", unit="cm", lang="ja", start=start,
+                      end=start + timedelta(days=1))
+    root = _parse(svg)
+    assert [p for p in root.iter(f"{SVG}path") if p.get("stroke") == LINE]
+
+
 def _square(lon, lat, size=0.001, **props):
     ring = [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size],
             [lon, lat]]

@@ -45,17 +45,16 @@ def _r(v: float) -> str:
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
-    if hi <= lo:
+    # A range within rounding noise (a flat series: 5.0 and 5.000000000000001)
+    # is drawn as flat: a step below the values' precision would never advance.
+    if hi - lo <= 1e-9 * max(1.0, abs(lo), abs(hi)):
         hi = lo + 1.0
     raw = (hi - lo) / count
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     first = math.ceil(lo / step) * step
-    ticks, v = [], first
-    while v <= hi + step * 1e-9:
-        ticks.append(round(v, 10))
-        v += step
-    return ticks
+    return [round(first + k * step, 10) for k in range(count * 3 + 2)
+            if first + k * step <= hi + step * 1e-9]
 
 
 def _fmt(v: float, digits: int) -> str:
