@@ -71,7 +71,6 @@ async def field_page(request: Request, field_id: str, conn: Conn, user: PageUser
         "user": user, **data, "charts": charts, "owner": owner, "may_write": may_write,
         "swatch": colours.status(status.colour, lang) if status else None,
         "cm": field_data.cm,
-        "device_alerts": device_pages.alert_lines(data["device_health"], lang),
         "map_url": f"/fields/{row[0]}/map.png" if data["image"] and
         MAP_INDEX in data["image"]["previews"] else None,
     }, data_time=data["data_time"])

@@ -14,7 +14,6 @@ from psycopg import AsyncConnection
 
 from agri.api.accounts import User
 from agri.api.queries import access, advisories, conditions, field_status, imagery, results, series
-from agri.api.queries.device_health import health_of
 from agri.api.web.svg_charts import BandSpan
 from agri.clock import TZ, today_local
 
@@ -173,9 +172,6 @@ async def field_page(conn: AsyncConnection, user: User, row, *, max_future_s: fl
         "risks": risks,
         "image": await imagery.latest_field_map(conn, user, fid, seen=True),
         "advice": advice,
-        # Their devices' health (the alerts), read for all of them at once.
-        "device_health": await health_of(conn, [(d, p, fid, None) for d, p in devices],
-                                         max_future_s=max_future_s),
         "data_time": newest(_when(m["measured_at"]) for m in latest.values()),
     }
 
