@@ -67,6 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": "database unavailable, try again shortly"},
                             status_code=503)
 
+    # The pages first: a page request then stops at the few page routes, while
+    # an API request passes them quickly (none of their paths is under /api/).
+    install_pages(app)  # the pages, /static and the pages' error pages (api/web/)
     app.include_router(health.router)
     app.include_router(readings.router)
     app.include_router(fields.router)
@@ -89,5 +92,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(open_data_pages.router)
     app.include_router(sandbox_pages.router)
     app.include_router(device_pages_router)
-    install_pages(app)  # the pages, /static and the pages' error pages (api/web/)
     return app
