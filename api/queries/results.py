@@ -10,7 +10,8 @@ from psycopg.rows import dict_row
 
 
 def _iso(value) -> str | None:
-    return None if value is None else value.isoformat()
+    """ISO 8601 of a date or time; a result read as JSON has it as text already."""
+    return value if value is None or isinstance(value, str) else value.isoformat()
 
 
 async def _one(conn: AsyncConnection, query: str, params: tuple) -> dict | None:
@@ -32,10 +33,15 @@ async def seasons(conn: AsyncConnection, field_id: str) -> list[dict]:
              "transplanted_on": _iso(r["transplanted_on"])} for r in rows]
 
 
+_STAGE = ("SELECT * FROM field_stages WHERE field_id = %(f)s AND "
+          "(%(d)s::date IS NULL OR computed_for <= %(d)s) ORDER BY computed_for DESC LIMIT 1")
+
+
 async def stage(conn: AsyncConnection, field_id: str, as_of: date | None) -> dict | None:
-    r = await _one(conn, "SELECT * FROM field_stages WHERE field_id = %s AND "
-                   "(%s::date IS NULL OR computed_for <= %s) ORDER BY computed_for DESC LIMIT 1",
-                   (field_id, as_of, as_of))
+    return _stage(await _one(conn, _STAGE, {"f": field_id, "d": as_of}))
+
+
+def _stage(r: dict | None) -> dict | None:
     if r is None:
         return None
     return {"computed_for": _iso(r["computed_for"]), "dvi": round(r["dvi"], 3),
@@ -46,11 +52,16 @@ async def stage(conn: AsyncConnection, field_id: str, as_of: date | None) -> dic
             "calibrated": r["calibrated"]}
 
 
+_HARVEST = ("SELECT * FROM field_harvest_windows WHERE field_id = %(f)s AND "
+            "(%(d)s::date IS NULL OR computed_for <= %(d)s) ORDER BY computed_for DESC LIMIT 1")
+
+
 async def harvest_window(conn: AsyncConnection, field_id: str, as_of: date | None
                          ) -> dict | None:
-    r = await _one(conn, "SELECT * FROM field_harvest_windows WHERE field_id = %s AND "
-                   "(%s::date IS NULL OR computed_for <= %s) ORDER BY computed_for DESC LIMIT 1",
-                   (field_id, as_of, as_of))
+    return _harvest(await _one(conn, _HARVEST, {"f": field_id, "d": as_of}))
+
+
+def _harvest(r: dict | None) -> dict | None:
     if r is None:
         return None
     return {"computed_for": _iso(r["computed_for"]), "opens": _iso(r["opens"]),
@@ -60,22 +71,32 @@ async def harvest_window(conn: AsyncConnection, field_id: str, as_of: date | Non
             "order_in_municipality": r["region_order"], "order_basis": r["order_basis"]}
 
 
+_RISKS = ("SELECT kind, level, value, details, computed_for FROM field_risks r "
+          "WHERE field_id = %(f)s AND computed_for = (SELECT max(computed_for) FROM field_risks "
+          "WHERE field_id = %(f)s AND (%(d)s::date IS NULL OR computed_for <= %(d)s)) "
+          "ORDER BY kind")
+
+
 async def risks(conn: AsyncConnection, field_id: str, as_of: date | None) -> list[dict]:
-    rows = await _all(
-        conn, "SELECT kind, level, value, details, computed_for FROM field_risks r "
-        "WHERE field_id = %s AND computed_for = (SELECT max(computed_for) FROM field_risks "
-        "WHERE field_id = %s AND (%s::date IS NULL OR computed_for <= %s)) ORDER BY kind",
-        (field_id, field_id, as_of, as_of))
+    return _risks(await _all(conn, _RISKS, {"f": field_id, "d": as_of}))
+
+
+def _risks(rows: list[dict]) -> list[dict]:
     return [{"kind": r["kind"], "level": r["level"], "value": r["value"],
              "details": r["details"], "computed_for": _iso(r["computed_for"])} for r in rows]
 
 
+_WATER = ("SELECT s.*, b.low_m, b.high_m, b.phase FROM (SELECT * FROM field_water_status "
+          "WHERE field_id = %(f)s AND (%(d)s::date IS NULL OR computed_for <= %(d)s) "
+          "ORDER BY computed_for DESC LIMIT 1) s LEFT JOIN field_water_bands b "
+          "ON b.field_id = s.field_id AND b.day = s.computed_for")
+
+
 async def water(conn: AsyncConnection, field_id: str, as_of: date | None) -> dict | None:
-    r = await _one(
-        conn, "SELECT s.*, b.low_m, b.high_m, b.phase FROM (SELECT * FROM field_water_status "
-        "WHERE field_id = %s AND (%s::date IS NULL OR computed_for <= %s) "
-        "ORDER BY computed_for DESC LIMIT 1) s LEFT JOIN field_water_bands b "
-        "ON b.field_id = s.field_id AND b.day = s.computed_for", (field_id, as_of, as_of))
+    return _water(await _one(conn, _WATER, {"f": field_id, "d": as_of}))
+
+
+def _water(r: dict | None) -> dict | None:
     if r is None:
         return None
     return {"computed_for": _iso(r["computed_for"]), "state": r["state"],
@@ -84,6 +105,22 @@ async def water(conn: AsyncConnection, field_id: str, as_of: date | None) -> dic
             "measured_at": _iso(r["latest_at"]), "device": r["device_id"],
             "band": None if r["low_m"] is None else {"low_m": r["low_m"], "high_m": r["high_m"],
                                                      "phase": r["phase"]}}
+
+
+# The four above in one round trip (each row as JSON: dates and times as text).
+_CURRENT = (f"SELECT (SELECT to_jsonb(x) FROM ({_STAGE}) x) AS stage, "
+            f"(SELECT to_jsonb(x) FROM ({_HARVEST}) x) AS harvest, "
+            f"(SELECT to_jsonb(x) FROM ({_WATER}) x) AS water, "
+            f"(SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.kind), '[]') FROM ({_RISKS}) x) "
+            f"AS risks")
+
+
+async def current(conn: AsyncConnection, field_id: str, as_of: date | None) -> dict:
+    """{"stage", "harvest_window", "water", "risks"} as the functions of each
+    give them, read in one query."""
+    r = await _one(conn, _CURRENT, {"f": field_id, "d": as_of})
+    return {"stage": _stage(r["stage"]), "harvest_window": _harvest(r["harvest"]),
+            "water": _water(r["water"]), "risks": _risks(r["risks"])}
 
 
 async def current_states(conn: AsyncConnection, field_ids: list[str]

@@ -166,8 +166,8 @@ async def field_detail(field_id: str, user: CurrentUser, conn: Conn, settings: S
     devices = await access.field_devices(conn, user, fid)
     found = await conditions.latest(conn, field_status.probes([(d, p, fid) for d, p in devices]),
                                     max_future_s=settings.max_future_s)
-    water = await results.water(conn, fid, as_of)
-    risks = await results.risks(conn, fid, as_of)
+    current = await results.current(conn, fid, as_of)
+    water, risks = current["water"], current["risks"]
     status = field_status.judge_one(fid, devices, found, water, risks) if as_of is None else (
         await field_status.field_statuses(conn, user, [fid])).get(fid)
     return {
@@ -177,8 +177,8 @@ async def field_detail(field_id: str, user: CurrentUser, conn: Conn, settings: S
                                               "transplanted_on": None},
         "seasons": history,
         "status": status.to_json() if status else None,
-        "stage": await results.stage(conn, fid, as_of),
-        "harvest_window": await results.harvest_window(conn, fid, as_of),
+        "stage": current["stage"],
+        "harvest_window": current["harvest_window"],
         "risks": risks,
         "water": water,
         "index_stats": await results.index_stats(conn, fid, as_of),

@@ -154,8 +154,8 @@ async def field_page(conn: AsyncConnection, user: User, row, *, max_future_s: fl
         advice = [a for a in found_advice["items"] if a["status"] == "published"
                   and a["valid_from"] <= today.isoformat() <= a["valid_until"]]
         advice.sort(key=lambda a: (SEVERITY_RANK.get(a["severity"], 9), -a["id"]))
-    water = await results.water(conn, fid, None)
-    risks = await results.risks(conn, fid, None)
+    found_results = await results.current(conn, fid, None)
+    water, risks = found_results["water"], found_results["risks"]
     return {
         "field": {"id": fid, "name": row[1], "owner": row[2], "cultivar": row[3],
                   "municipality": row[5]},
@@ -167,8 +167,8 @@ async def field_page(conn: AsyncConnection, user: User, row, *, max_future_s: fl
         "band_now": next((b for b in bands if b.start <= end < b.end), None),
         "chart_start": start, "chart_end": end,
         "water": water,
-        "stage": await results.stage(conn, fid, None),
-        "harvest": await results.harvest_window(conn, fid, None),
+        "stage": found_results["stage"],
+        "harvest": found_results["harvest_window"],
         "risks": risks,
         "image": await imagery.latest_field_map(conn, user, fid, seen=True),
         "advice": advice,
