@@ -150,33 +150,33 @@ async def raw_points(conn: AsyncConnection, *, devices: list[str], metric: str,
 
 # Day buckets: N-day groups counted from the first day of the span.
 _DAILY_ROLLUP = """
-SELECT %(first)s::date + ((day - %(first)s::date) / %(n)s) * %(n)s AS b,
+SELECT metric, %(first)s::date + ((day - %(first)s::date) / %(n)s) * %(n)s AS b,
        min(min), max(max), sum(sum), sum(count)::bigint
 FROM readings_daily
-WHERE device_id = ANY(%(devices)s) AND metric = %(metric)s
+WHERE device_id = ANY(%(devices)s) AND metric = ANY(%(metrics)s)
   AND day >= %(first)s::date AND day < %(end)s::date
-GROUP BY 1 ORDER BY 1"""
+GROUP BY 1, 2 ORDER BY 1, 2"""
 _DAILY_RAW = """
-SELECT %(first)s::date + (((time AT TIME ZONE %(tz)s)::date - %(first)s::date) / %(n)s)
+SELECT metric, %(first)s::date + (((time AT TIME ZONE %(tz)s)::date - %(first)s::date) / %(n)s)
        * %(n)s AS b, min(value), max(value), sum(value), count(*)
 FROM readings
-WHERE device_id = ANY(%(devices)s) AND metric = %(metric)s
+WHERE device_id = ANY(%(devices)s) AND metric = ANY(%(metrics)s)
   AND time >= %(first_t)s AND time < %(end_t)s
-GROUP BY 1 ORDER BY 1"""
+GROUP BY 1, 2 ORDER BY 1, 2"""
 _HOURLY_ROLLUP = """
-SELECT time_bucket(%(width)s, bucket, %(origin)s::timestamptz) AS b,
+SELECT metric, time_bucket(%(width)s, bucket, %(origin)s::timestamptz) AS b,
        min(min), max(max), sum(sum), sum(count)::bigint
 FROM readings_hourly
-WHERE device_id = ANY(%(devices)s) AND metric = %(metric)s
+WHERE device_id = ANY(%(devices)s) AND metric = ANY(%(metrics)s)
   AND bucket >= %(first_t)s AND bucket < %(end_t)s
-GROUP BY 1 ORDER BY 1"""
+GROUP BY 1, 2 ORDER BY 1, 2"""
 _BUCKETS_RAW = """
-SELECT time_bucket(%(width)s, time, %(origin)s::timestamptz) AS b,
+SELECT metric, time_bucket(%(width)s, time, %(origin)s::timestamptz) AS b,
        min(value), max(value), sum(value), count(*)
 FROM readings
-WHERE device_id = ANY(%(devices)s) AND metric = %(metric)s
+WHERE device_id = ANY(%(devices)s) AND metric = ANY(%(metrics)s)
   AND time >= %(first_t)s AND time < %(end_t)s
-GROUP BY 1 ORDER BY 1"""
+GROUP BY 1, 2 ORDER BY 1, 2"""
 
 
 async def bucket_points(conn: AsyncConnection, *, devices: list[str], metric: str,
@@ -199,12 +199,23 @@ async def bucket_rows(conn: AsyncConnection, *, devices: list[str], metric: str,
                       ) -> tuple[list[tuple[datetime, float, float, float, int]], Span, str]:
     """:func:`bucket_points` as (start, min, max, avg, count) tuples, for a
     page that draws them rather than sending them."""
+    found, s, source = await bucket_rows_of(conn, devices=devices, metrics=[metric],
+                                            start=start, end=end, width=width, source=source)
+    return found.get(metric, []), s, source
+
+
+async def bucket_rows_of(conn: AsyncConnection, *, devices: list[str], metrics: list[str],
+                         start: datetime, end: datetime, width: timedelta,
+                         source: str | None = None
+                         ) -> tuple[dict[str, list[tuple[datetime, float, float, float, int]]],
+                                    Span, str]:
+    """:func:`bucket_rows` of several metrics in one query: {metric: rows}."""
     check_range(start, end, width)
     s = span(start, end, width)
     if source is None:
         source = source_of(width) if await rollups_maintained(conn) else RAW
     days = width % _DAY == timedelta(0)
-    params = {"devices": devices, "metric": metric, "width": width, "origin": ORIGIN,
+    params = {"devices": devices, "metrics": metrics, "width": width, "origin": ORIGIN,
               "tz": TIME_ZONE, "first_t": s.first, "end_t": s.end,
               "first": s.first.astimezone(TZ).date(), "end": s.end.astimezone(TZ).date(),
               "n": width // _DAY}
@@ -215,9 +226,9 @@ async def bucket_rows(conn: AsyncConnection, *, devices: list[str], metric: str,
     else:
         query = _BUCKETS_RAW
     cur = await conn.execute(query, params)
-    rows = []
-    for b, lo, hi, total, n in await cur.fetchall():
+    found: dict[str, list] = {}
+    for metric, b, lo, hi, total, n in await cur.fetchall():
         t = datetime.combine(b, datetime.min.time(), TZ) if isinstance(b, date) and not \
             isinstance(b, datetime) else b
-        rows.append((t, lo, hi, total / n, int(n)))
-    return rows, s, source
+        found.setdefault(metric, []).append((t, lo, hi, total / n, int(n)))
+    return found, s, source

@@ -122,11 +122,18 @@ async def water_bands(conn: AsyncConnection, field_id: str, first: date, last: d
 
 async def _points(conn, devices: list[str], metric: str, start: datetime, end: datetime,
                   width: timedelta, scale: float = 1.0) -> list[tuple[datetime, float]]:
+    return (await _points_of(conn, devices, {metric: scale}, start, end, width))[metric]
+
+
+async def _points_of(conn, devices: list[str], scales: dict[str, float], start: datetime,
+                     end: datetime, width: timedelta) -> dict[str, list[tuple[datetime, float]]]:
+    """(bucket start, mean × scale) of each metric of ``scales``, in one query."""
     if not devices:
-        return []
-    rows, _span, _source = await series.bucket_rows(conn, devices=devices, metric=metric,
-                                                    start=start, end=end, width=width)
-    return [(t, avg * scale) for t, _lo, _hi, avg, _n in rows if avg is not None]
+        return {m: [] for m in scales}
+    found, _span, _source = await series.bucket_rows_of(
+        conn, devices=devices, metrics=list(scales), start=start, end=end, width=width)
+    return {m: [(t, avg * k) for t, _lo, _hi, avg, _n in found.get(m, []) if avg is not None]
+            for m, k in scales.items()}
 
 
 async def field_page(conn: AsyncConnection, user: User, row, *, max_future_s: float) -> dict:
@@ -155,14 +162,16 @@ async def field_page(conn: AsyncConnection, user: User, row, *, max_future_s: fl
                   and a["valid_from"] <= today.isoformat() <= a["valid_until"]]
         advice.sort(key=lambda a: (SEVERITY_RANK.get(a["severity"], 9), -a["id"]))
     found_results = await results.current(conn, fid, None)
+    points = await _points_of(conn, ids, {"water_level": 100.0, "water_temp": 1.0}, start, end,
+                              hour)
     water, risks = found_results["water"], found_results["risks"]
     return {
         "field": {"id": fid, "name": row[1], "owner": row[2], "cultivar": row[3],
                   "municipality": row[5]},
         "status": field_status.judge_one(fid, devices, found, water, risks),
         "latest": latest,
-        "level": await _points(conn, ids, "water_level", start, end, hour, 100.0),
-        "temp": await _points(conn, ids, "water_temp", start, end, hour),
+        "level": points["water_level"],
+        "temp": points["water_temp"],
         "bands": bands,
         "band_now": next((b for b in bands if b.start <= end < b.end), None),
         "chart_start": start, "chart_end": end,
