@@ -19,7 +19,7 @@ from agri.api.field_registry import import_fields, parse_features
 from agri.devices import commands
 from agri.devices.topics import acks_topic, commands_topic
 from tests.fix_stack import wait_for
-from tests.test_authz_table import _field
+from tests.test_ingest_e2e import field_at
 
 PEOPLE = {"owner": ("dc-owner", "farmer", []), "heir": ("dc-heir", "farmer", []),
           "other": ("dc-other", "farmer", []), "dev": ("dc-dev", "developer", []),
@@ -34,7 +34,7 @@ def world(platform, api):
     with psycopg.connect(platform.db_url) as conn:
         for role, (name, kind, regions) in PEOPLE.items():
             tokens[role] = add_user(conn, name=name, role=kind, regions=regions).token
-        import_fields(conn, parse_features(_field("dc-f1", "dc-owner", "Hirosaki", 140.52)))
+        import_fields(conn, parse_features(field_at("dc-f1", "dc-owner", "Hirosaki", 140.52)))
         conn.execute("INSERT INTO field_shares (field_id, grantee, granted_by) "
                      "VALUES ('dc-f1', 'dc-heir', 'dc-owner')")
     passwords = {
