@@ -278,6 +278,12 @@ def _read_metrics(f: _File, known: Mapping[str, tuple[Metric, str]]) -> dict[str
     return found
 
 
+def _own_metric(f: _File, key: str, metric: Any, intervals: Mapping[str, int]) -> None:
+    if metric not in intervals:
+        raise f.fail(key, f"{_kind(metric)} is not one of this profile's metrics "
+                          f"({', '.join(intervals) or 'none'})")
+
+
 def _read_profile(f: _File, metrics: Mapping[str, Metric]) -> Profile:
     d = f.data
     f.keys(d, None, required=("name", "version", "description", "formats", "metrics"),
@@ -296,17 +302,13 @@ def _read_profile(f: _File, metrics: Mapping[str, Metric]) -> Profile:
     battery = None
     if "battery" in d:
         battery = f.text(d["battery"], "battery")
-        if battery not in intervals:
-            raise f.fail("battery", f"{battery!r} is not one of this profile's metrics "
-                                    f"({', '.join(intervals) or 'none'})")
+        _own_metric(f, "battery", battery, intervals)
     optional = d.get("optional", [])
     if not isinstance(optional, list):
         raise f.fail("optional", f"must be a list of this profile's metrics, not "
                                  f"{_kind(optional)}")
     for metric in optional:
-        if metric not in intervals:
-            raise f.fail("optional", f"{_kind(metric)} is not one of this profile's metrics "
-                                     f"({', '.join(intervals) or 'none'})")
+        _own_metric(f, "optional", metric, intervals)
     formats = d["formats"]
     if not isinstance(formats, list) or not formats:
         raise f.fail("formats", f"must be a non-empty list of payload formats, "

@@ -50,15 +50,20 @@ async def sandbox(request: Request, user: PageUser, conn: Conn):
                       data_time=newest and _time(newest))
 
 
-@router.get("/sandbox/{device_id}")
-async def sandbox_device(device_id: str, request: Request, user: PageUser, conn: Conn):
+async def _prototype(request: Request, user, conn, device_id: str):
+    """(the prototype's row, None), or (None, the refusal or not-found page)."""
     refused = staff.allowed(request, user, DEVELOPERS)
     if refused:
-        return refused
+        return None, refused
     rows = await checkable(conn, user, device_id)
-    if not rows:
-        return _not_found(request, user)
-    row = rows[0]
+    return (rows[0], None) if rows else (None, _not_found(request, user))
+
+
+@router.get("/sandbox/{device_id}")
+async def sandbox_device(device_id: str, request: Request, user: PageUser, conn: Conn):
+    row, refused = await _prototype(request, user, conn, device_id)
+    if refused:
+        return refused
     history = await conformance.reports(conn, row[0], row[1], limit=HISTORY)
     first = await conformance.first_passed(conn, row[0])
     latest = history[0] if history else None
@@ -73,18 +78,15 @@ async def sandbox_device(device_id: str, request: Request, user: PageUser, conn:
 async def sandbox_check(device_id: str, request: Request, user: PageUser, conn: PrimaryConn,
                         settings: SettingsDep, _csrf: None = CsrfForm,
                         minutes: str = Form("60", max_length=8)):
-    refused = staff.allowed(request, user, DEVELOPERS)
+    row, refused = await _prototype(request, user, conn, device_id)
     if refused:
         return refused
-    rows = await checkable(conn, user, device_id)
-    if not rows:
-        return _not_found(request, user)
     chosen = int(minutes) if minutes.isascii() and minutes.isdigit() else 0
     if chosen not in WINDOWS:
         chosen = WINDOWS[0]
-    await conformance.run(conn, rows[0][0], rows[0][1], minutes=chosen,
+    await conformance.run(conn, row[0], row[1], minutes=chosen,
                           max_payload_bytes=settings.max_payload_bytes, created_by=user.name)
-    return staff.see_other(f"/sandbox/{rows[0][0]}")
+    return staff.see_other(f"/sandbox/{row[0]}")
 
 
 def _time(iso: str) -> datetime:
