@@ -67,6 +67,19 @@ class Settings(ProfilesSettings):
                     "default http://API_HOST:API_PORT")
     max_upload_mb: int = Field(default=2048, ge=1,
                                description="largest image upload (POST /api/v1/flights), MB")
+    # Alerts (alerts/): where messages go.
+    smtp_url: str | None = Field(
+        default=None, pattern=r"^smtps?://([^@/\s]+@)?[^@/\s]+(:\d+)?/?$",
+        description="mail server for alerts: smtp://[user:password@]host[:port] (STARTTLS "
+                    "when the server offers it) or smtps:// (TLS from the start)")
+    smtp_from: str = Field(default="agri@localhost", pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$",
+                           description="sender address of alert emails")
+    line_channel_token: str | None = Field(
+        default=None, description="LINE Messaging API channel access token (alerts by LINE)")
+    line_channel_secret: str | None = Field(
+        default=None, description="LINE channel secret: checks the webhook's signatures")
+    line_api_url: str = Field(default="https://api.line.me", pattern=r"^https?://[^/\s]+/?$",
+                              description="the Messaging API's address")
     raw_retention_days: int | None = Field(default=None, ge=1,
                                            description="drop raw readings older than this")
     compress_after_days: float | None = Field(

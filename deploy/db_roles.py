@@ -13,6 +13,8 @@ role that is a member of its service's group:
       CREATE ROLE agri_ingest_login LOGIN PASSWORD '...' IN ROLE agri_ingest;
       CREATE ROLE agri_api_login LOGIN PASSWORD '...' IN ROLE agri_api;
       CREATE ROLE agri_analytics_login LOGIN PASSWORD '...' IN ROLE agri_analytics;
+      CREATE ROLE agri_alerts_login LOGIN PASSWORD '...' IN ROLE agri_alerts;
+      CREATE ROLE agri_water_login LOGIN PASSWORD '...' IN ROLE agri_water;
 
   and gives each process its own ``AGRI_DATABASE_URL``.
 """
@@ -35,6 +37,8 @@ SERVICE_ROLES: Mapping[str, str] = MappingProxyType({
     "ingest": "agri_ingest",
     "api": "agri_api",
     "analytics": "agri_analytics",
+    "alerts": "agri_alerts",
+    "water": "agri_water",
 })
 LOGIN_SUFFIX = "_login"
 ROLES_LOCK_ID = 0x61677267  # advisory lock: one writer of roles at a time

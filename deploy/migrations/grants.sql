@@ -130,3 +130,45 @@ GRANT UPDATE (status, reason, sent_at, attempts, acknowledged_at, done_at) ON de
 GRANT SELECT (prototype, organisation) ON devices TO agri_api;
 GRANT SELECT, INSERT ON conformance_reports TO agri_api;
 GRANT USAGE ON SEQUENCE conformance_reports_id_seq TO agri_api;
+
+-- Alerts (alerts/): the alerts service reads what its rules judge (readings,
+-- devices, fields and their results, advisories published, quality flags,
+-- commands to gates, the users to tell and their choices), opens and clears
+-- alerts, queues and delivers their messages and keeps its cursor. The API
+-- shows alerts and deliveries, keeps each user's choices and links LINE
+-- accounts; it never opens, clears or delivers an alert.
+GRANT USAGE ON SCHEMA public TO agri_alerts;
+GRANT SELECT (id, profile, field_id, owner, dev_eui, created_at, revoked_at, gate_role)
+    ON devices TO agri_alerts;
+GRANT SELECT (name, role, regions, disabled_at, display_name, language) ON users TO agri_alerts;
+GRANT SELECT ON fields, field_seasons, field_shares, device_profiles, readings,
+    readings_hourly, readings_daily, field_stages, field_harvest_windows, field_risks,
+    station_blast, field_water_bands, field_water_status, advisories, advisory_publications,
+    field_groups, field_group_members, reading_flags, device_quality, device_commands,
+    water_control, water_control_log, alert_preferences TO agri_alerts;
+GRANT SELECT, INSERT, UPDATE ON alerts, alert_deliveries, alert_cursors TO agri_alerts;
+GRANT USAGE ON SEQUENCE alerts_id_seq, alert_deliveries_id_seq TO agri_alerts;
+GRANT SELECT ON alerts, alert_deliveries TO agri_api;
+GRANT SELECT, INSERT, UPDATE ON alert_preferences TO agri_api;
+GRANT SELECT, INSERT, UPDATE, DELETE ON line_link_codes TO agri_api;
+
+-- Water control (water/): the controller reads the fields' levels, bands,
+-- quality flags, deep-water advisories, gates and modes, queues commands to
+-- the gates and logs each decision. The API sets modes and schedules, queues
+-- people's commands (devices' own grants above), records a manual override
+-- and logs it, and reads the log.
+GRANT USAGE ON SCHEMA public TO agri_water;
+GRANT SELECT (id, profile, field_id, owner, dev_eui, created_at, revoked_at, gate_role)
+    ON devices TO agri_water;
+GRANT SELECT (gate_role) ON devices TO agri_api, agri_ingest, agri_analytics;
+GRANT SELECT ON fields, field_seasons, device_profiles, readings, field_water_bands,
+    field_water_status, field_stages, advisories, advisory_publications, field_groups,
+    field_group_members, reading_flags, device_quality, water_control TO agri_water;
+GRANT SELECT, INSERT (device_id, name, args, requested_by, expires_at) ON device_commands
+    TO agri_water;
+GRANT USAGE ON SEQUENCE device_commands_id_seq TO agri_water;
+GRANT SELECT, INSERT ON water_control_log TO agri_water;
+GRANT USAGE ON SEQUENCE water_control_log_id_seq TO agri_water;
+GRANT SELECT, INSERT, UPDATE ON water_control TO agri_api;
+GRANT SELECT, INSERT ON water_control_log TO agri_api;
+GRANT USAGE ON SEQUENCE water_control_log_id_seq TO agri_api;
