@@ -145,6 +145,21 @@ def _write_profiles(conn: psycopg.Connection) -> None:
                    ON CONFLICT (name) DO UPDATE
                    SET description = excluded.description, metrics = excluded.metrics""",
                 (p.name, p.description, orjson.dumps(metrics).decode()))
+        # Metrics of no profile (radio quality, accepted from every device)
+        # keep their stored unit too (from migration 016 on).
+        if conn.execute("SELECT to_regclass('metric_units')").fetchone()[0] is None:
+            return
+        for name in sorted(set(METRICS) - {m for p in PROFILES.values() for m in p.metrics}):
+            unit = METRICS[name].unit
+            stored = conn.execute(
+                "INSERT INTO metric_units (metric, unit) VALUES (%s, %s) "
+                "ON CONFLICT (metric) DO UPDATE SET metric = excluded.metric RETURNING unit",
+                (name, unit)).fetchone()[0]
+            if stored != unit:
+                raise psycopg.errors.RaiseException(
+                    f"metric {name} is stored in {stored}, the metrics file now says {unit}: "
+                    f"keep {stored} as its unit (list {unit} under accept with its factor), "
+                    f"or give the new quantity a new metric name")
 
 
 def compression_plan(license_name: str, compress_after_days: float | None) -> bool:

@@ -209,6 +209,29 @@ def _object_records(obj: Any, *, t: float, where: str) -> tuple[list[Record], li
     return records, errors
 
 
+def _radio_records(entries: Any, *, t: float, rssi_keys: tuple[str, ...]) -> list[Record]:
+    """RSSI (dBm) and SNR (dB) of the gateway that heard the uplink best (the
+    highest RSSI) in a network server's metadata list; none when absent. Values
+    that are not finite numbers are left out: metadata is the network server's,
+    not the device's, and never refuses an uplink."""
+    best: tuple[float, float | None] | None = None
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, dict):
+            continue
+        rssi = next((_finite_float(entry[k]) for k in rssi_keys
+                     if _number(entry.get(k))), None)
+        if rssi is None or (best is not None and rssi <= best[0]):
+            continue
+        snr = _finite_float(entry["snr"]) if _number(entry.get("snr")) else None
+        best = (rssi, snr)
+    if best is None:
+        return []
+    out: list[Record] = [("rssi", None, best[0], t)]  # in the metrics' own units
+    if best[1] is not None:
+        out.append(("snr", None, best[1], t))
+    return out
+
+
 def decode_tts_uplink(payload: bytes, *, device_id: str) -> tuple[list[Record], list[RecordError]]:
     """The Things Stack v3 uplink: metrics from ``uplink_message.decoded_payload``,
     timed by the network server's ``received_at``."""
@@ -229,8 +252,11 @@ def decode_tts_uplink(payload: bytes, *, device_id: str) -> tuple[list[Record], 
         stamp = meta[0].get("time") if isinstance(meta[0], dict) else None
     if stamp is None:
         raise DecodeError("uplink has no received_at time")
-    return _object_records(up["decoded_payload"], t=parse_time(stamp),
-                           where="uplink_message.decoded_payload")
+    t = parse_time(stamp)
+    records, errors = _object_records(up["decoded_payload"], t=t,
+                                      where="uplink_message.decoded_payload")
+    return records + _radio_records(up.get("rx_metadata"), t=t,
+                                    rssi_keys=("rssi", "channel_rssi")), errors
 
 
 def decode_chirpstack_uplink(payload: bytes, *, dev_eui: str
@@ -247,4 +273,6 @@ def decode_chirpstack_uplink(payload: bytes, *, dev_eui: str
                           "device profile")
     if "time" not in msg:
         raise DecodeError("uplink has no time")
-    return _object_records(msg["object"], t=parse_time(msg["time"]), where="object")
+    t = parse_time(msg["time"])
+    records, errors = _object_records(msg["object"], t=t, where="object")
+    return records + _radio_records(msg.get("rxInfo"), t=t, rssi_keys=("rssi",)), errors

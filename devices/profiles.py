@@ -406,6 +406,9 @@ def _load_at_start() -> tuple[Mapping[str, Metric], Mapping[str, Profile]]:
 METRICS: Mapping[str, Metric]
 PROFILES: Mapping[str, Profile]
 METRICS, PROFILES = _load_at_start()
+# Accepted from every device besides its profile's metrics: radio quality, which
+# ingest takes from a LoRaWAN uplink's metadata (metrics.toml).
+RADIO_METRICS = ("rssi", "snr")
 
 
 def profile(name: str) -> Profile:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agri.devices.codecs import Record, RecordError
-from agri.devices.profiles import METRICS, ONE, Metric, Profile, scale
+from agri.devices.profiles import METRICS, ONE, RADIO_METRICS, Metric, Profile, scale
 
 Row = tuple[str, str, float, float, float]  # device_id, metric, time (s), value, received (s)
 
@@ -33,7 +33,8 @@ class TimeLimits:
 
 
 def profile_metrics(profile: Profile) -> dict[str, Metric]:
-    return {name: METRICS[name] for name in profile.metrics}
+    """The metrics a device of ``profile`` may send: its own, and radio quality."""
+    return {name: METRICS[name] for name in (*profile.metrics, *RADIO_METRICS)}
 
 
 def time_problem(t: float, *, received: float, limits: TimeLimits) -> str | None:

@@ -439,7 +439,10 @@ def test_tts_uplink_example_decodes():
     assert errors == []
     # Timed by uplink_message.received_at (ns cut to us), not the top-level one.
     assert typed(records) == typed([("temperature", None, 1.0, TTS_RECEIVED_AT),
-                                    ("luminosity", None, 0.64, TTS_RECEIVED_AT)])
+                                    ("luminosity", None, 0.64, TTS_RECEIVED_AT),
+                                    # the gateway's radio quality (rx_metadata)
+                                    ("rssi", None, -35.0, TTS_RECEIVED_AT),
+                                    ("snr", None, 5.0, TTS_RECEIVED_AT)])
 
 
 def test_tts_uplink_of_another_device_raises():
@@ -502,7 +505,38 @@ def test_chirpstack_event_with_object_decodes():
     records, errors = decode_chirpstack_uplink(chirpstack_with_object(), dev_eui=CS_EUI)
     assert errors == []
     assert typed(records) == typed([("water_level", None, 0.12, CS_TIME),
-                                    ("battery", None, 87, CS_TIME)])
+                                    ("battery", None, 87, CS_TIME),
+                                    ("rssi", None, -36.0, CS_TIME),
+                                    ("snr", None, 10.5, CS_TIME)])
+
+
+def _tts_uplink(rx_metadata) -> bytes:
+    return json.dumps({"end_device_ids": {"device_id": "dev1"}, "uplink_message": {
+        "decoded_payload": {"water_level": 0.05},
+        "received_at": "2025-08-01T03:00:01Z", "rx_metadata": rx_metadata}})
+
+
+def test_uplink_radio_comes_from_the_best_gateway():
+    records, errors = decode_tts_uplink(_tts_uplink([
+        {"gateway_ids": {"gateway_id": "far"}, "rssi": -118, "snr": -9.5},
+        {"gateway_ids": {"gateway_id": "near"}, "channel_rssi": -92, "snr": 8.25},
+        {"gateway_ids": {"gateway_id": "no-rssi"}, "snr": 12}]), device_id="dev1")
+    assert errors == []
+    assert [(n, u, v) for n, u, v, _ in records[1:]] == [("rssi", None, -92.0),
+                                                        ("snr", None, 8.25)]
+
+
+@pytest.mark.parametrize("rx_metadata", [None, [], "gateways", [None, 3, "x"],
+                                         [{"rssi": "strong", "snr": 5}],
+                                         [{"rssi": True, "snr": 5}]])
+def test_uplink_without_usable_radio_metadata_keeps_its_readings(rx_metadata):
+    records, errors = decode_tts_uplink(_tts_uplink(rx_metadata), device_id="dev1")
+    assert errors == [] and [r[0] for r in records] == ["water_level"]
+
+
+def test_uplink_radio_without_snr_gives_rssi_alone():
+    records, _ = decode_tts_uplink(_tts_uplink([{"rssi": -100}]), device_id="dev1")
+    assert [r[0] for r in records] == ["water_level", "rssi"]
 
 
 def test_chirpstack_event_of_another_device_raises():
@@ -514,7 +548,7 @@ def test_chirpstack_upper_case_dev_eui_matches():
     event = json.loads(chirpstack_with_object())
     event["deviceInfo"]["devEui"] = "00A1B2C3D4E5F607"
     records, _ = decode_chirpstack_uplink(json.dumps(event).encode(), dev_eui="00a1b2c3d4e5f607")
-    assert len(records) == 2
+    assert [r[0] for r in records] == ["water_level", "battery", "rssi", "snr"]
 
 
 @pytest.mark.parametrize("rec", [

@@ -25,7 +25,7 @@ from agri.api.queries import access, conditions
 from agri.api.queries.field_status import Reason
 from agri.api.queries.series import iso
 from agri.clock import TZ, UTC_OFFSET_S
-from agri.devices.profiles import METRICS, PROFILES
+from agri.devices.profiles import METRICS, PROFILES, RADIO_METRICS
 
 # --- Reporting regularity ------------------------------------------------------------------
 REGULARITY_WINDOW_S = 24 * 3600  # the last day, by measurement time
@@ -45,9 +45,8 @@ BATTERY_EMPTY_WITHIN_DAYS = 14  # predicted empty sooner: running out (warning)
 BATTERY_CRITICAL_DAYS = 3  # predicted empty sooner: running out (critical)
 
 # --- Radio (LoRaWAN uplink metadata, best gateway) -----------------------------------------
-# Ingest does not keep rx_metadata yet (docs/device-health.md): these metric
-# names are the ones health reads once it does.
-RADIO_UNITS = {"rssi": "dBm", "snr": "dB"}
+# Ingest keeps them as readings (devices/profiles.py RADIO_METRICS).
+RADIO_UNITS = {name: METRICS[name].unit for name in RADIO_METRICS}
 
 # --- Clock ---------------------------------------------------------------------------------
 SKEW_READINGS = 20  # latest readings per metric read for the skew
