@@ -73,6 +73,13 @@ class Pipeline:
         if device.revoked:
             _reject(batch, received, topic, device_id, "device is revoked", payload)
             return device_id
+        if route.format is not Format.FLIGHTS and route.format not in device.profile.formats:
+            # (flight records from other devices get their own reason below)
+            _reject(batch, received, topic, device_id,
+                    f"format {route.format.value!r} is not one the profile "
+                    f"{device.profile.name!r} sends ({', '.join(device.profile.formats)}): "
+                    f"send one of those, or add it to the profile's formats", payload)
+            return device_id
         try:
             if route.format in READING_FORMATS:
                 records, errors = _decode(route, payload, received)

@@ -42,6 +42,7 @@ REASON_CODES: dict[str, str] = {
     "more-rejected": r"\d+ more records of this message were rejected",
     "topic-not-in-contract": r"topic is not part of the device contract",
     "payload-too-large": r"payload of \d+ bytes exceeds the limit",
+    "format-not-in-profile": r"format '.*' is not one the profile ",
     "unknown-device": r"unknown (?:device|DevEUI) ",
     "device-revoked": r"device is revoked",
     "malformed-json": r"malformed JSON",

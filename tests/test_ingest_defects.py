@@ -22,6 +22,7 @@ from agri.api.accounts import add_user
 from agri.api.field_registry import import_fields, parse_features
 from agri.devices.topics import events_topic, flights_topic, senml_topic
 from agri.ingest.batch import Batch
+from agri.ingest.rejects import reason_code
 from agri.ingest.writer import OUTAGE, REFUSED, TRANSIENT, Writer, classify
 from tests.fix_stack import publisher, wait_for
 from tests.test_ingest_e2e import FIELD
@@ -367,6 +368,24 @@ def test_flight_records_only_from_drones_for_fields_they_may_serve(platform, ing
     for client in (a, b, c, far, sim):
         client.loop_stop()
         client.disconnect()
+
+
+def test_a_device_publishing_a_format_its_profile_does_not_list_is_refused(
+        platform, ingest, drone_fields):
+    """A drone's profile sends events and flight records only: its SenML
+    readings are refused with the format's reason, and nothing is stored."""
+    a = platform.device_client("def-drone-a", drone_fields["def-drone-a"])
+    publish(a, senml_topic("def-drone-a"), [{"bt": time.time() - 60, "n": "battery", "v": 80}])
+    (reason,), = wait_for(lambda: platform.sql(
+        "SELECT reason FROM rejects WHERE device_id = 'def-drone-a' AND topic LIKE "
+        "'%%/senml'"), what="the refused SenML of a drone")
+    assert reason.startswith("format 'senml' is not one the profile 'drone' sends (events, "
+                             "flights)")
+    assert reason_code(reason) == "format-not-in-profile"
+    assert platform.sql("SELECT count(*) FROM readings WHERE device_id = 'def-drone-a'"
+                        ) == [(0,)]
+    a.loop_stop()
+    a.disconnect()
 
 
 # ---------------------------------------------------------------------------
