@@ -186,9 +186,142 @@ def reference_et_mm_h(air_temp_c: np.ndarray, solar_w_m2: np.ndarray) -> np.ndar
             * np.maximum(solar_w_m2, 0.0) * 3600.0 / LATENT_HEAT_J_KG)
 
 
+@dataclass(slots=True)
+class PaddyState:
+    """The water of many fields at one moment: ``storage`` (m of water per field: above
+    the surface one to one, below it through ``SPECIFIC_YIELD``) and water
+    temperature (Cel)."""
+
+    storage: np.ndarray
+    temp_c: np.ndarray
+
+    @classmethod
+    def dry(cls, fields: int, air_c: float) -> PaddyState:
+        """Drained fields at the lowest level a sensor reads, water at the air's temperature."""
+        return cls(np.full(fields, MIN_LEVEL_M * SPECIFIC_YIELD), np.full(fields, float(air_c)))
+
+    @property
+    def level_m(self) -> np.ndarray:
+        return level_of(self.storage)
+
+    @property
+    def ponded_m(self) -> np.ndarray:
+        return np.maximum(self.storage, 0.0)
+
+
+def level_of(storage: np.ndarray) -> np.ndarray:
+    """Water level (m, surface 0) of a storage."""
+    return np.where(storage > 0, storage, storage / SPECIFIC_YIELD)
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonHours:
+    """The hourly forcing of a water season (``days`` local dates, 24 values a day):
+    air temperature, solar radiation, rain (m/h), paddy ET (m/h), and channel water
+    temperature per day."""
+
+    days: pd.DatetimeIndex
+    times: pd.DatetimeIndex
+    air_c: np.ndarray
+    solar_w_m2: np.ndarray
+    rain_m_h: np.ndarray
+    et_m_h: np.ndarray
+    channel_c: np.ndarray  # per day
+
+
+def season_hours(weather: Weather, days: pd.DatetimeIndex) -> SeasonHours:
+    """The weather of ``days`` as the water balance uses it."""
+    first = (days[0].date() - date(weather.year, 1, 1)).days * 24
+    window = slice(first, first + len(days) * 24)
+    air = np.asarray(weather.air_temp[window], dtype=float)
+    solar = np.asarray(weather.solar_radiation[window], dtype=float)
+    rain_m = np.asarray(weather.precipitation[window], dtype=float) / 1000.0
+    et_m = CROP_COEFFICIENT * reference_et_mm_h(air, solar) / 1000.0
+    daily_air = pd.Series(air.reshape(-1, 24).mean(axis=1), index=days)
+    channel = daily_air.rolling(CHANNEL_WATER_DAYS, min_periods=1).mean().to_numpy()
+    return SeasonHours(days, weather.times()[window], air, solar, rain_m, et_m, channel)
+
+
+def step(state: PaddyState, *, dt_h: float, air_c: float, solar_w_m2: float, rain_m_h: float,
+         et_m_h: float, channel_c: float, shade: np.ndarray, percolation_m_h: np.ndarray,
+         inflow_m_h: np.ndarray, crest_m: np.ndarray, drain_m_h: np.ndarray | float = 0.0
+         ) -> PaddyState:
+    """The water of every field ``dt_h`` hours later: the one place of the physics.
+
+    Rain, inflow (``inflow_m_h``: depth per hour over the field), percolation (a
+    third once drained) and ET change the storage; water above the outlet weir's
+    ``crest_m`` spills (at most ``OUTLET_MM_H``); a drain gate passes at most
+    ``drain_m_h`` of the ponded water; the levee caps the storage and a sensor reads no
+    lower than ``MIN_LEVEL_M``. The water temperature relaxes towards air plus solar
+    heating of the unshaded water, and inflowing channel water mixes in.
+    """
+    storage = state.storage
+    inflow = inflow_m_h * dt_h
+    loss = (np.where(storage > 0, percolation_m_h, percolation_m_h * DRAINED_PERCOLATION_SHARE)
+            + et_m_h) * dt_h
+    ponded_before = np.maximum(storage, 0.0)
+    storage = storage + rain_m_h * dt_h + inflow - loss
+    spill = np.minimum(np.maximum(storage - crest_m, 0.0), OUTLET_MM_H / 1000.0 * dt_h)
+    storage = storage - spill
+    drained = np.minimum(np.maximum(storage, 0.0), np.asarray(drain_m_h) * dt_h)
+    storage = np.clip(storage - drained, MIN_LEVEL_M * SPECIFIC_YIELD, LEVEE_M)
+    depth = np.maximum(level_of(storage), 0.0)
+    warming = SOLAR_WARMING_C_PER_W_M2 * solar_w_m2 * (1.0 - shade)
+    target = air_c + np.where(depth > 0, warming, DRAINED_WARMING_SHARE * warming)
+    tau = TAU_BASE_H + TAU_PER_M_H * depth
+    temp = state.temp_c + (target - state.temp_c) * (1.0 - np.exp(-dt_h / tau))
+    mixing = inflow / np.maximum(ponded_before + inflow, 1e-3)
+    temp = np.where(inflow > 0, temp + (channel_c - temp) * mixing, temp)
+    return PaddyState(storage, temp)
+
+
+def shade_of(days: pd.DatetimeIndex, fields: int,
+             canopy_cover: Sequence[pd.Series] | None) -> np.ndarray:
+    """Canopy shade (0..1), fields x days; days without a value count as bare."""
+    shade = np.zeros((fields, len(days)))
+    for i, cover in enumerate(canopy_cover or []):
+        shade[i] = cover.reindex(days).fillna(0.0).clip(0.0, 1.0).to_numpy()
+    return shade
+
+
+@dataclass(slots=True)
+class Farmers:
+    """The farmers' inlet management of many plans: at ``CHECK_HOURS`` each opens the
+    inlet when the water is under the day's low target; it closes as soon as the high
+    target is reached. The outlet weir sits ``OUTLET_FREEBOARD_M`` above the high target
+    on flooded days and is open on the others."""
+
+    mode: np.ndarray  # fields x days
+    low: np.ndarray
+    high: np.ndarray
+    inlet: np.ndarray
+
+    @classmethod
+    def of(cls, plans: Sequence[WaterPlan]) -> Farmers:
+        return cls(np.stack([p.mode for p in plans]), np.stack([p.low_m for p in plans]),
+                   np.stack([p.high_m for p in plans]), np.zeros(len(plans), dtype=bool))
+
+    def inlet_open(self, level: np.ndarray, day: int, *, check: bool) -> np.ndarray:
+        """Whose inlet is open now (``check``: the farmers look at their paddies)."""
+        flooded = self.mode[:, day] == FLOOD
+        if check:
+            self.inlet |= flooded & (level < self.low[:, day])
+        self.inlet &= flooded & (level < self.high[:, day])
+        return self.inlet.copy()
+
+    def crest(self, day: int) -> np.ndarray:
+        """Height of each outlet weir (m above the surface)."""
+        return np.where(self.mode[:, day] == FLOOD, self.high[:, day] + OUTLET_FREEBOARD_M, 0.0)
+
+
+def percolation_m_h(plans: Sequence[WaterPlan]) -> np.ndarray:
+    return np.array([p.percolation_mm_day for p in plans]) / 24_000.0
+
+
 def simulate_water(plans: Sequence[WaterPlan], weather: Weather, *,
                    canopy_cover: Sequence[pd.Series] | None = None) -> list[PaddyWater]:
-    """Hourly water level and temperature of each plan's field over the plans' days.
+    """Hourly water level and temperature of each plan's field over the plans' days,
+    managed by their farmers (:class:`Farmers`).
 
     ``canopy_cover`` (0..1 per day, one series per plan) shades the water;
     days without a value count as bare.
@@ -198,54 +331,25 @@ def simulate_water(plans: Sequence[WaterPlan], weather: Weather, *,
     days = plans[0].days
     if any(not p.days.equals(days) for p in plans):
         raise ValueError("plans must cover the same days; build them with plan_water")
-    first = (days[0].date() - date(weather.year, 1, 1)).days * 24
+    forcing = season_hours(weather, days)
     hours = len(days) * 24
-    window = slice(first, first + hours)
-    air = np.asarray(weather.air_temp[window], dtype=float)
-    solar = np.asarray(weather.solar_radiation[window], dtype=float)
-    rain_m = np.asarray(weather.precipitation[window], dtype=float) / 1000.0
-    et_m = CROP_COEFFICIENT * reference_et_mm_h(air, solar) / 1000.0
-    daily_air = pd.Series(air.reshape(-1, 24).mean(axis=1), index=days)
-    channel = daily_air.rolling(CHANNEL_WATER_DAYS, min_periods=1).mean().to_numpy()
-    mode = np.stack([p.mode for p in plans])
-    low = np.stack([p.low_m for p in plans])
-    high = np.stack([p.high_m for p in plans])
-    perc = np.array([p.percolation_mm_day for p in plans]) / 24_000.0
-    shade = np.zeros((len(plans), len(days)))
-    for i, cover in enumerate(canopy_cover or []):
-        shade[i] = cover.reindex(days).fillna(0.0).clip(0.0, 1.0).to_numpy()
-
-    storage = np.full(len(plans), MIN_LEVEL_M * SPECIFIC_YIELD)
-    temp = np.full(len(plans), air[0])
-    inlet = np.zeros(len(plans), dtype=bool)
+    farmers = Farmers.of(plans)
+    perc = percolation_m_h(plans)
+    shade = shade_of(days, len(plans), canopy_cover)
+    state = PaddyState.dry(len(plans), forcing.air_c[0])
     level_out = np.empty((len(plans), hours))
     temp_out = np.empty((len(plans), hours))
     for k in range(hours):
         d, hour = divmod(k, 24)
-        flooded = mode[:, d] == FLOOD
-        level = np.where(storage > 0, storage, storage / SPECIFIC_YIELD)
-        if hour in CHECK_HOURS:
-            inlet |= flooded & (level < low[:, d])
-        inlet &= flooded & (level < high[:, d])
-        inflow = np.where(inlet, INFLOW_MM_H / 1000.0, 0.0)
-        loss = np.where(storage > 0, perc, perc * DRAINED_PERCOLATION_SHARE) + et_m[k]
-        ponded_before = np.maximum(storage, 0.0)
-        storage = storage + rain_m[k] + inflow - loss
-        crest = np.where(flooded, high[:, d] + OUTLET_FREEBOARD_M, 0.0)
-        spill = np.minimum(np.maximum(storage - crest, 0.0), OUTLET_MM_H / 1000.0)
-        storage = np.clip(storage - spill, MIN_LEVEL_M * SPECIFIC_YIELD, LEVEE_M)
-        level = np.where(storage > 0, storage, storage / SPECIFIC_YIELD)
-        depth = np.maximum(level, 0.0)
-        warming = SOLAR_WARMING_C_PER_W_M2 * solar[k] * (1.0 - shade[:, d])
-        target = air[k] + np.where(depth > 0, warming, DRAINED_WARMING_SHARE * warming)
-        tau = TAU_BASE_H + TAU_PER_M_H * depth
-        temp = temp + (target - temp) * (1.0 - np.exp(-1.0 / tau))
-        mixing = inflow / np.maximum(ponded_before + inflow, 1e-3)
-        temp = np.where(inflow > 0, temp + (channel[d] - temp) * mixing, temp)
-        level_out[:, k] = level
-        temp_out[:, k] = temp
-    times = weather.times()[window]
-    return [PaddyWater(field=p.field, times=times, water_level_m=level_out[i],
+        inlet = farmers.inlet_open(state.level_m, d, check=hour in CHECK_HOURS)
+        state = step(state, dt_h=1.0, air_c=forcing.air_c[k], solar_w_m2=forcing.solar_w_m2[k],
+                     rain_m_h=forcing.rain_m_h[k], et_m_h=forcing.et_m_h[k],
+                     channel_c=forcing.channel_c[d], shade=shade[:, d], percolation_m_h=perc,
+                     inflow_m_h=np.where(inlet, INFLOW_MM_H / 1000.0, 0.0),
+                     crest_m=farmers.crest(d))
+        level_out[:, k] = state.level_m
+        temp_out[:, k] = state.temp_c
+    return [PaddyWater(field=p.field, times=forcing.times, water_level_m=level_out[i],
                        water_temp_c=temp_out[i], plan=p) for i, p in enumerate(plans)]
 
 
