@@ -17,7 +17,7 @@ Who moves the gates:
   supply gate fully when under the day's low target, close it at the high
   target; the outlet weir on their plan) move them, exactly as in
   :func:`agri.simulator.water.simulate_water`, so the two runs compare.
-- otherwise the caller sets :attr:`supply` and :attr:`drain` (positions, %)
+- otherwise (``farmers`` False, or False for some fields) the caller sets :attr:`supply` and :attr:`drain` (positions, %)
   between steps, e.g. from what simulated gate devices did, and gives the
   outlet weirs (``crest_m``, fields x days: the farmer sets the boards to the
   top of the platform's band).
@@ -93,7 +93,7 @@ class PaddyLoop:
     plans: Sequence[WaterPlan]
     weather: Weather
     step_min: int = DEFAULT_STEP_MIN
-    farmers: bool = True
+    farmers: bool | np.ndarray = True  # per field: the farmers move its gates
     canal: np.ndarray | None = None  # canal number per field; None: one canal per field
     area_m2: np.ndarray | None = None
     capacity_share: float | None = CANAL_CAPACITY_SHARE
@@ -163,12 +163,14 @@ class PaddyLoop:
             raise LoopError("the loop has reached the end of its days")
         k = self.hour_index
         d, hour = divmod(k, 24)
-        if self.farmers:
-            first_of_hour = self.steps % self.per_hour == 0
-            inlet = self._farmers.inlet_open(self.state.level_m, d,
-                                             check=first_of_hour and hour in CHECK_HOURS)
-            self.supply = np.where(inlet, 100.0, 0.0)
-        crest = self._farmers.crest(d) if self.crest_m is None else self.crest_m[:, d]
+        managed = np.broadcast_to(np.asarray(self.farmers, dtype=bool), self.supply.shape)
+        first_of_hour = self.steps % self.per_hour == 0
+        inlet = self._farmers.inlet_open(self.state.level_m, d,
+                                         check=first_of_hour and hour in CHECK_HOURS)
+        self.supply = np.where(managed, np.where(inlet, 100.0, 0.0), self.supply)
+        crest = self._farmers.crest(d)
+        if self.crest_m is not None:
+            crest = np.where(managed, crest, self.crest_m[:, d])
         inflow = canal_limited(self.supply, self.canal, self.area_m2, self.capacity_share)
         drain = np.where(self.has_drain, np.clip(self.drain, 0, 100) / 100.0, 0.0) * (
             DRAIN_GATE_MM_H / 1000.0)
