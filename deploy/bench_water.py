@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,8 @@ ANSWER_TIMEOUT_S = 30.0
 POLL_S = 0.005
 SUBSCRIBE_TIMEOUT_S = 60.0
 MAX_AGE_DAYS = "36500"  # the bench's ingest takes readings of any simulated season
+# The bench waits for each step's readings: its ingest commits small batches at once.
+INGEST_BATCH_SECONDS = "0.02"
 ON, OFF = "ws-on-", "ws-off-"  # sensor ids of the two runs
 SUPPLY, DRAIN = "wg-s-", "wg-d-"
 _PLAN_STREAM = 11
@@ -208,7 +211,8 @@ def start_ingest(home: Path, stack_home: Path, worker: str = "bench-water"
         proc = subprocess.Popen(
             [sys.executable, "-m", "agri.cli", "ingest", "--worker", worker],
             env={"AGRI_HOME": str(stack_home), "PATH": "/usr/bin:/bin",
-                 "AGRI_MAX_AGE_DAYS": MAX_AGE_DAYS},
+                 "AGRI_MAX_AGE_DAYS": MAX_AGE_DAYS,
+                 "AGRI_INGEST_BATCH_SECONDS": INGEST_BATCH_SECONDS},
             stdout=f, stderr=f)
     deadline = time.time() + SUBSCRIBE_TIMEOUT_S
     while "subscribed (" not in log.read_text() and proc.poll() is None:
@@ -361,9 +365,9 @@ def run_farmers(season: Season, *, url: str, simulator_url: str, step_min: int) 
     return stats
 
 
-def in_band(url: str, season: Season, prefix: str) -> tuple[float, int]:
-    """(share of field-hours in band, field-hours) of the window, from the stored
-    readings of the run's sensors against the stored bands."""
+def in_band(url: str, season: Season, prefix: str) -> tuple[float, int, dict[str, float]]:
+    """(share of field-hours in band, field-hours, share by phase) of the window, from
+    the stored readings of the run's sensors against the stored bands."""
     import pandas as pd
 
     from agri.analytics import water_band
@@ -373,6 +377,7 @@ def in_band(url: str, season: Season, prefix: str) -> tuple[float, int]:
     first, last = season.window()
     as_of = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=TZ)
     inside = hours = 0
+    by_phase: dict[str, list[int]] = {}
     with connect(url) as conn:
         for i, f in enumerate(season.fields):
             band = [water_band.BandDay(d, lo, hi, water_band.Phase(ph), "stored")
@@ -388,9 +393,14 @@ def in_band(url: str, season: Season, prefix: str) -> tuple[float, int]:
             level = pd.Series([v for _, v in rows],
                               index=pd.DatetimeIndex([t for t, _ in rows]), dtype=float)
             status = water_band.compare(band, level, as_of=as_of)
-            inside += sum(d.hours_inside for d in status.days)
-            hours += sum(d.hours for d in status.days)
-    return (inside / hours if hours else float("nan")), hours
+            for d in status.days:
+                inside += d.hours_inside
+                hours += d.hours
+                counts = by_phase.setdefault(str(d.phase), [0, 0])
+                counts[0] += d.hours_inside
+                counts[1] += d.hours
+    shares = {p: round(i / h, 3) for p, (i, h) in by_phase.items() if h}
+    return (inside / hours if hours else float("nan")), hours, shares
 
 
 # -- the bench -------------------------------------------------------------------------------
@@ -412,8 +422,8 @@ def bench(stack, home: Path, *, fields: int, seed: int, year: int, start: date |
     finally:
         ingest.terminate()
         ingest.wait(30)
-    x, hours = in_band(stack.database_url, season, ON)
-    y, _ = in_band(stack.database_url, season, OFF)
+    x, hours, x_phase = in_band(stack.database_url, season, ON)
+    y, _, y_phase = in_band(stack.database_url, season, OFF)
     first, last = season.window()
     return {"bench": "water", "in_band_with_control": round(x, 4),
             "in_band_without_control": round(y, 4), "fields": fields, "hours": hours,
@@ -426,7 +436,8 @@ def bench(stack, home: Path, *, fields: int, seed: int, year: int, start: date |
             "run_once_s": round(on.run_once_s / max(on.steps, 1), 4),
             "wait_gates_s": round(on.wait_gates_s / max(on.steps, 1), 4),
             "control_run_s": round(on.seconds, 1), "farmer_run_s": round(off.seconds, 1),
-            "setup_s": round(setup_s, 1)}
+            "setup_s": round(setup_s, 1),
+            "by_phase_with_control": x_phase, "by_phase_without_control": y_phase}
 
 
 def _report(r: dict) -> None:
@@ -439,6 +450,9 @@ def _report(r: dict) -> None:
           f"{r['commands']:>9} {r['control_run_s']:>8.0f}")
     print(f"{'制御なし / control off':24} {r['in_band_without_control']:>8.3f} {r['hours']:>12} "
           f"{'-':>9} {r['farmer_run_s']:>8.0f}")
+    print("in band by phase (control on, off):")
+    for phase, share in r["by_phase_with_control"].items():
+        print(f"  {phase:24} {share:>8.3f} {r['by_phase_without_control'].get(phase, 0):>8.3f}")
     print(f"per step (control on): {r['step_s']:.3f} s = stored {r['wait_stored_s']:.3f} s + "
           f"run_once {r['run_once_s']:.3f} s + gates {r['wait_gates_s']:.3f} s + rest")
     print(json.dumps(r, ensure_ascii=False))
@@ -447,6 +461,8 @@ def _report(r: dict) -> None:
 def run(args) -> int:
     from agri.deploy.stack import EmbeddedStack
 
+    # Stopped by a signal, the stack is still stopped (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     base = Path(tempfile.mkdtemp(prefix="agri-bench-water-"))
     base.chmod(0o755)
     stack = EmbeddedStack(base / "home")
