@@ -31,8 +31,10 @@ from agri.api.routes import (
 )
 from agri.api.routes.field_import import router as field_import_router
 from agri.api.web import auth_pages, officer_pages, open_data_pages, planner_pages, sandbox_pages
+from agri.api.web.alert_pages import router as alert_pages_router
 from agri.api.web.device_pages import router as device_pages_router
 from agri.api.web.site import install as install_pages
+from agri.api.web.water_pages import router as water_pages_router
 from agri.settings import Settings, load
 
 logger = logging.getLogger(__name__)
@@ -92,4 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(open_data_pages.router)
     app.include_router(sandbox_pages.router)
     app.include_router(device_pages_router)
+    app.include_router(alert_pages_router)
+    app.include_router(water_pages_router)
     return app
