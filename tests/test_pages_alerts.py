@@ -16,6 +16,7 @@ import pytest
 
 from agri.api.field_registry import import_fields, parse_features
 from tests.fix_pages import login
+from tests.test_browser import Phone, artifacts, chromium  # noqa: F401 - fixtures
 from tests.test_pages_officer import field, make_people
 
 TOWN, OTHER_TOWN = "Imabetsu", "Kazamaura"
@@ -55,7 +56,7 @@ def world(platform, api):
                      "(%s, 'pa-farmer', 'email', 'opened', 'failed')",
                      (ids["pa:gone"], ids["pa:gone"], ids["pa:battery"]))
     clients = {name: login(api, name, made.password) for name, made in people.items()}
-    return {"clients": clients, "ids": ids}
+    return {"people": people, "clients": clients, "ids": ids}
 
 
 def _cards(html: str) -> list[str]:
@@ -166,3 +167,21 @@ def test_a_line_code_is_shown_once_and_stored_hashed(world, platform):
     rows = platform.sql("SELECT code_hash, round(extract(epoch FROM expires_at - now()) / 60) "
                         "FROM line_link_codes WHERE user_name = 'pa-farmer' AND used_at IS NULL")
     assert rows == [(digest, 30)]
+
+
+@pytest.mark.browser
+def test_the_alert_pages_pass_axe_on_a_phone(chromium, api, world, artifacts):  # noqa: F811
+    phone = Phone(chromium, api, artifacts, "alerts")
+    try:
+        phone.sign_in("pa-farmer", world["people"]["pa-farmer"].password)
+        phone.page.goto(api + "/alerts")
+        phone.check("alerts")
+        phone.page.click("a[href='/me/alerts']")
+        phone.page.wait_for_url("**/me/alerts")
+        phone.check("alert-settings")
+        phone.page.click("form[action='/me/alerts/line-code'] button")
+        phone.page.wait_for_load_state()
+        phone.check("line-code")
+        assert "このコードを送ってください" in phone.page.inner_text("main")
+    finally:
+        phone.close()

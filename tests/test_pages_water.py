@@ -14,6 +14,7 @@ import pytest
 from agri.api.field_registry import import_fields, parse_features
 from agri.clock import today_local
 from tests.fix_pages import login
+from tests.test_browser import Phone, artifacts, chromium  # noqa: F401 - fixtures
 from tests.test_pages_officer import field, make_people
 
 TOWN, OTHER_TOWN = "Nakadomari", "Tsuruta"
@@ -46,7 +47,7 @@ def world(platform, api):
                          " reason, actor) VALUES ('pw-f1', 'pw-gate', 'hold-back', NULL, %s, "
                          "'agri-water')", (f"水位は目標内 {n}",))
     clients = {name: login(api, name, made.password) for name, made in people.items()}
-    return {"clients": clients}
+    return {"people": people, "clients": clients}
 
 
 def _counts(platform) -> tuple:
@@ -154,3 +155,17 @@ def test_an_officer_of_the_region_may_change_the_mode(world, platform):
     assert platform.sql("SELECT mode, updated_by FROM water_control "
                         "WHERE field_id = 'pw-f1'") == [("hold", "pw-officer")]
     assert "モードを「水位保持」にしました" in officer.get(WATER).text
+
+
+@pytest.mark.browser
+def test_the_water_page_passes_axe_on_a_phone(chromium, api, world, artifacts):  # noqa: F811
+    phone = Phone(chromium, api, artifacts, "water")
+    try:
+        phone.sign_in("pw-farmer", world["people"]["pw-farmer"].password)
+        phone.page.goto(api + WATER)
+        phone.check("water")
+        phone.page.click("form[action$='/gates/pw-gate'] button[value='50']")
+        phone.page.wait_for_url("**/water?done=set")
+        phone.check("water-set")
+    finally:
+        phone.close()
