@@ -110,7 +110,8 @@ def cmd_devices(args, settings) -> int:
                                         profile_name=args.profile, field_id=args.field,
                                         owner=args.owner, dev_eui=args.dev_eui,
                                         prototype=args.prototype,
-                                        organisation=args.organisation)
+                                        organisation=args.organisation,
+                                        gate_role=args.gate_role)
             if args.json:
                 _print_json({"device_id": args.id, "username": args.id, "password": password})
             else:
@@ -424,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--prototype", action="store_true",
                    help="a prototype under test in the sandbox (docs/sandbox.md)")
     a.add_argument("--organisation", help="who builds the prototype (counted in the KPIs)")
+    a.add_argument("--gate-role", choices=("supply", "drain"),
+                   help="a water gate's place on its field (default supply; "
+                        "docs/water-control.md)")
     a.add_argument("--json", action="store_true")
     a = dsub.add_parser("check", help="check what a device sent against the contract, "
                         "print a pass or fail per check with what to change, and store the "

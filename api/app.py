@@ -30,6 +30,7 @@ from agri.api.routes import (
     readings,
 )
 from agri.api.routes.field_import import router as field_import_router
+from agri.api.routes.water_control import router as water_control_router
 from agri.api.web import auth_pages, officer_pages, open_data_pages, planner_pages, sandbox_pages
 from agri.api.web.alert_pages import router as alert_pages_router
 from agri.api.web.device_pages import router as device_pages_router
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(device_health.router)  # before /devices/{device_id}
     app.include_router(devices.router)
     app.include_router(device_commands.router)
+    app.include_router(water_control_router)
     app.include_router(conformance.router)
     app.include_router(me.router)
     app.include_router(auth_pages.router)

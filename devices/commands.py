@@ -38,7 +38,8 @@ ANSWERED_FROM: Mapping[str, tuple[str, ...]] = {
     "accepted": OPEN, "rejected": (*OPEN, "accepted"), "done": (*OPEN, "accepted")}
 
 RESEND_S = 10.0  # an unanswered command is published again this often
-POLL_S = 1.0  # how often the sender looks for commands to send
+POLL_S = 1.0  # how often the sender looks for commands to send, notified or not
+NOTIFY_CHANNEL = "device_commands"  # a queued command is notified here (migration 021)
 SEND_LIMIT = 100  # commands published per round
 MIN_EXPIRES_S = 5
 MAX_EXPIRES_S = 7 * 86_400
@@ -229,6 +230,7 @@ class Sender:
         self.resend_s = resend_s
         self.poll_s = poll_s
         self._conn: psycopg.Connection | None = None
+        self._listen: psycopg.Connection | None = None
 
     def step(self) -> tuple[int, int]:
         """One round: (commands published, commands expired)."""
@@ -252,20 +254,33 @@ class Sender:
         return len(sent), expired
 
     def run(self, stopping: threading.Event) -> None:
-        """Rounds every ``poll_s`` until ``stopping``; a database outage
-        delays them (other errors are raised)."""
-        delay = self.poll_s
+        """Rounds until ``stopping``: one as soon as a command is queued (the
+        insert trigger's NOTIFY, migration 021), else every ``poll_s``; a
+        database outage delays them (other errors are raised)."""
+        delay = 0.0
         while not stopping.wait(delay):
             try:
                 self.step()
-                delay = self.poll_s
+                self.wait_for_commands(self.poll_s)
+                delay = 0.0
             except psycopg.OperationalError as exc:
                 logger.warning("command sender: database unavailable (%s); retrying", exc)
                 self.close()
                 delay = min(max(delay, 0.2) * 2, 5.0)
         self.close()
 
+    def wait_for_commands(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for a newly queued command; whether one was.
+        The listening connection is the sender's own, doing nothing else, so
+        a notification sent meanwhile waits for it."""
+        if self._listen is None or self._listen.closed:
+            self._listen = self._connect()
+            self._listen.autocommit = True
+            self._listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        return any(True for _ in self._listen.notifies(timeout=timeout_s, stop_after=1))
+
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        for conn in (self._conn, self._listen):
+            if conn is not None:
+                conn.close()
+        self._conn = self._listen = None

@@ -21,16 +21,17 @@ logger = logging.getLogger(__name__)
 def add(conn: psycopg.Connection, admin_url: str, *, device_id: str, profile_name: str,
         field_id: str | None = None, owner: str | None = None,
         dev_eui: str | None = None, prototype: bool = False,
-        organisation: str | None = None) -> str:
+        organisation: str | None = None, gate_role: str | None = None) -> str:
     """Register a device and create its broker account; returns its password
-    (shown once, only its hash is kept). ``prototype``, ``organisation``: see
-    registry.add_device."""
+    (shown once, only its hash is kept). ``prototype``, ``organisation``,
+    ``gate_role``: see registry.add_device."""
     admin_url = broker_accounts.admin_url(admin_url)
     with DynSec(admin_url) as broker:
         with conn.transaction():
             password = registry.add_device(conn, device_id=device_id, profile_name=profile_name,
                                            field_id=field_id, owner=owner, dev_eui=dev_eui,
-                                           prototype=prototype, organisation=organisation)
+                                           prototype=prototype, organisation=organisation,
+                                           gate_role=gate_role)
             broker_accounts.add_device(broker, device_id=device_id, profile=profile_name,
                                        password=password)
         return password

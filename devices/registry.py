@@ -46,6 +46,7 @@ class Device:
 COLUMNS = "id, profile, field_id, owner, dev_eui, created_at, revoked_at"
 
 ORGANISATION_MAX = 200  # characters of a prototype's organisation (018_prototypes.sql)
+GATE_ROLES = ("supply", "drain")  # a water gate's place on its field (020_water_control.sql)
 
 # (id, profile, field, DevEUI, owner) of a device to register.
 NewDevice = tuple[str, str, str | None, str | None, str | None]
@@ -63,11 +64,15 @@ def check_id(device_id: str) -> None:
 def add_device(conn: psycopg.Connection, *, device_id: str, profile_name: str,
                field_id: str | None = None, owner: str | None = None,
                dev_eui: str | None = None, prototype: bool = False,
-               organisation: str | None = None) -> str:
+               organisation: str | None = None, gate_role: str | None = None) -> str:
     """Register a device with its profile's current version; returns its
     password (shown once, only its hash is kept). ``prototype``: a device
-    under test in the sandbox, built by ``organisation`` (docs/sandbox.md)."""
+    under test in the sandbox, built by ``organisation`` (docs/sandbox.md).
+    ``gate_role``: a water gate's place on its field, supply or drain
+    (docs/water-control.md)."""
     check_id(device_id)
+    if gate_role is not None and gate_role not in GATE_ROLES:
+        raise RegistryError(f"gate role is one of {', '.join(GATE_ROLES)}, not {gate_role!r}")
     if organisation is not None and not 1 <= len(organisation.strip()) <= ORGANISATION_MAX:
         raise RegistryError(f"organisation must be 1 to {ORGANISATION_MAX} characters")
     version = profile(profile_name).version  # raises UnknownProfile with the choices
@@ -81,11 +86,11 @@ def add_device(conn: psycopg.Connection, *, device_id: str, profile_name: str,
                 raise RegistryError(f"no field {field_id!r}: import it with `agri fields import`")
             conn.execute(
                 "INSERT INTO devices (id, profile, profile_version, field_id, owner, dev_eui, "
-                "password_hash, prototype, organisation) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "password_hash, prototype, organisation, gate_role) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (device_id, profile_name, version, field_id, owner, dev_eui,
                  hash_password(password), prototype,
-                 organisation.strip() if organisation else None))
+                 organisation.strip() if organisation else None, gate_role))
     except psycopg.errors.UniqueViolation:
         raise RegistryError(f"device {device_id!r} (or its DevEUI) is already registered") \
             from None

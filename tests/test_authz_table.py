@@ -166,6 +166,20 @@ TABLE = [
     ("get", "/api/v1/devices/{device_id}/commands",
      lambda w: ("/api/v1/devices/az-d1/commands", None),
      _all(404, owner=200, heir=200, off_h=200, admin=200)),
+    # Water control: whoever sees the field reads it; its owner, the region's
+    # officer and admins set it and move gates (az-d1 is no gate: 409 once allowed).
+    ("get", "/api/v1/fields/{field_id}/water-control",
+     lambda w: ("/api/v1/fields/az-f1/water-control", None),
+     _all(404, owner=200, heir=200, dev=200, off_h=200, admin=200)),
+    ("put", "/api/v1/fields/{field_id}/water-control",
+     lambda w: ("/api/v1/fields/az-f1/water-control", {"mode": "manual"}),
+     _all(404, owner=200, heir=403, dev=403, off_h=200, admin=200)),
+    ("post", "/api/v1/fields/{field_id}/gates/{device_id}/position",
+     lambda w: ("/api/v1/fields/az-f1/gates/az-d1/position", {"position": 0}),
+     _all(404, owner=409, heir=403, dev=403, off_h=409, admin=409)),
+    ("get", "/api/v1/fields/{field_id}/water-control/log",
+     lambda w: ("/api/v1/fields/az-f1/water-control/log", None),
+     _all(404, owner=200, heir=200, dev=200, off_h=200, admin=200)),
     # The sandbox: a device's conformance reports are its owner's and admins'
     # (the farmer whose field carries the prototype sees the device, not them).
     ("get", "/api/v1/devices/{device_id}/conformance",

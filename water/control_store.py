@@ -11,7 +11,7 @@ withdrawn by then, so a simulated clock works as the real one does.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import psycopg
@@ -209,3 +209,48 @@ def log(conn: psycopg.Connection, *, field_id: str, action: str, reason: str, ac
     return conn.execute(_LOG, {"field": field_id, "device": device_id, "command": command_id,
                                "action": action, "position": position, "reason": reason[:500],
                                "actor": actor, "now": judged_at}).fetchone()[0]
+
+
+# Setting a mode (the API and the CLI): schedule and max_open_h kept when not
+# given; the override ends, control is the mode's again.
+SET_CONTROL = """INSERT INTO water_control (field_id, mode, schedule, max_open_h, updated_by)
+VALUES (%(field)s, %(mode)s, coalesce(%(schedule)s::jsonb, '[]'), coalesce(%(max)s, 8),
+        %(user)s)
+ON CONFLICT (field_id) DO UPDATE SET mode = EXCLUDED.mode,
+    schedule = coalesce(%(schedule)s::jsonb, water_control.schedule),
+    max_open_h = coalesce(%(max)s, water_control.max_open_h),
+    override_at = NULL, override_by = NULL,
+    updated_by = EXCLUDED.updated_by, updated_at = now()
+RETURNING mode, schedule, max_open_h"""
+
+
+def mode_reason(user: str, mode: str, schedule: Sequence[dict]) -> str:
+    """The log's reason for a mode set by ``user``."""
+    text = f"mode: {user} set the mode to {mode}"
+    if mode == "schedule":
+        text += " (" + ", ".join(f"{w['open']}-{w['close']}" for w in schedule) + ")"
+    return text[:500]
+
+
+def set_mode(conn: psycopg.Connection, field_id: str, *, user: str, mode: str,
+             schedule: Sequence[ctl.Window] | None = None,
+             max_open_h: float | None = None) -> tuple[str, list[dict], float]:
+    """Set a field's mode (the CLI's way; the API's is api/queries/water_control.py)
+    and log it; (mode, schedule, max_open_h) as stored."""
+    windows = None if schedule is None else orjson.dumps([w.as_json() for w in schedule])
+    with conn.transaction():
+        row = conn.execute(SET_CONTROL, {"field": field_id, "mode": mode, "user": user,
+                                         "schedule": windows and windows.decode(),
+                                         "max": max_open_h}).fetchone()
+        log(conn, field_id=field_id, action="mode", reason=mode_reason(user, mode, row[1]),
+            actor=user, judged_at=datetime.now(UTC))
+    return row
+
+
+_READ_LOG = """SELECT id, device_id, command_id, action, position, reason, actor, decided_at,
+    judged_at FROM water_control_log WHERE field_id = %s ORDER BY id DESC LIMIT %s"""
+
+
+def read_log(conn: psycopg.Connection, field_id: str, limit: int) -> list[tuple]:
+    """The field's latest ``limit`` log rows, newest first."""
+    return conn.execute(_READ_LOG, (field_id, limit)).fetchall()
