@@ -25,7 +25,7 @@ from agri.water.controller import Decision, FieldState, Gate
 SYSTEM_USER = "agri-water"  # requested_by of the automatic modes' commands (migration 021)
 COMMAND_EXPIRES = timedelta(minutes=15)  # an automatic command the gate leaves unanswered
 READING_LOOKBACK = timedelta(days=7)  # older readings are not looked for at all
-RECENT_LOG_ROWS = 40  # log rows per field read to know gates' recent history
+RECENT_LOG_ROWS = 20  # log rows per field read to know gates' recent history
 LEVEL_METRIC = "water_level"
 GATE_METRIC = "gate_position"
 COLD_DAMAGE = "cold-damage"  # analytics/advice.py AdviceKind.COLD_DAMAGE
