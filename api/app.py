@@ -30,6 +30,7 @@ from agri.api.routes import (
     readings,
 )
 from agri.api.routes.field_import import router as field_import_router
+from agri.api.routes.line_webhook import router as line_webhook_router
 from agri.api.routes.water_control import router as water_control_router
 from agri.api.web import auth_pages, officer_pages, open_data_pages, planner_pages, sandbox_pages
 from agri.api.web.alert_pages import router as alert_pages_router
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(water_control_router)
     app.include_router(conformance.router)
     app.include_router(me.router)
+    app.include_router(line_webhook_router)
     app.include_router(auth_pages.router)
     app.include_router(advisories.router)
     app.include_router(groups.router)

@@ -108,6 +108,11 @@ TABLE = [
     # Only its owner revokes a token (the others' attempt is a 404); tested last.
     ("delete", "/api/v1/me/tokens/{token_id}",
      lambda w: (f"/api/v1/me/tokens/{w['token_id']}", None), _all(404, owner=204)),
+    # Any signed-in user links their own LINE account.
+    ("post", "/api/v1/me/line-link", lambda w: ("/api/v1/me/line-link", None), _all(201)),
+    # Called by the LINE Platform, never with a token: without X-Line-Signature a 400.
+    ("post", "/api/v1/line/webhook", lambda w: ("/api/v1/line/webhook", {"events": []}),
+     dict.fromkeys(ROLES, 400)),
     ("post", "/api/v1/sign-in-links", lambda w: ("/api/v1/sign-in-links", {"user": "az-owner"}),
      _all(403, off_h=201, off_m=404, off_none=404, admin=201)),
     ("get", "/api/v1/fields", lambda w: ("/api/v1/fields", None), NOT_PLANNER),
