@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agri.devices.receipts import Request
 from agri.ingest.rejects import RejectRow
 from agri.ingest.validate import Row
 
@@ -22,6 +23,8 @@ class Batch:
     events: list[EventRow] = field(default_factory=list)
     flights: list[FlightRow] = field(default_factory=list)
     acks: list[tuple[int, int, int]] = field(default_factory=list)  # mid, qos, connection
+    # Delivery receipts asked for (device id, request), answered after commit.
+    receipts: list[tuple[str, Request]] = field(default_factory=list)
     messages: int = 0
     first_received: float = 0.0
     # Per message, in order: where its rows, rejects, events and flights end,

@@ -11,7 +11,7 @@ import logging
 
 import orjson
 
-from agri.devices import codecs, commands
+from agri.devices import codecs, commands, receipts
 from agri.devices.topics import Format, Route, parse
 from agri.ingest import rejects
 from agri.ingest.batch import Batch
@@ -92,14 +92,20 @@ class Pipeline:
                         received=received, topic=topic, device_id=device_id,
                         errors=[*errors, *bad])
             elif route.format is Format.EVENTS:
-                batch.events.append(self._event(device, payload, received))
+                body = _json_object(payload, "device event")
+                if body.get("type") == receipts.KIND:
+                    # Answered once the batch is committed (ingest/service.py).
+                    batch.receipts.append((device.id, receipts.parse_request(body)))
+                else:
+                    batch.events.append(self._event(device, body, received))
             elif route.format is Format.ACKS:
                 # Recorded at once (idempotent): the message is acknowledged
                 # only after its batch commits, so a lost answer comes again.
                 self.command_log.record(device.id, commands.parse_ack(payload))
             else:
                 batch.flights.append(self._flight(device, payload, received))
-        except (codecs.DecodeError, Refused, commands.AckError) as exc:
+        except (codecs.DecodeError, Refused, commands.AckError,
+                receipts.ReceiptError) as exc:
             _reject(batch, received, topic, device_id, str(exc), payload)
         except Exception as exc:  # noqa: BLE001 - nothing from a device may stop ingest
             logger.exception("unexpected error decoding a message on %s", topic[:200])
@@ -114,8 +120,7 @@ class Pipeline:
             raise Refused(f"{what}: {problem}")
         return t
 
-    def _event(self, device: KnownDevice, payload: bytes, received: float):
-        body = _json_object(payload, "device event")
+    def _event(self, device: KnownDevice, body: dict, received: float):
         kind = body.get("type") or body.get("kind")
         if not isinstance(kind, str) or not kind:
             raise codecs.DecodeError("a device event needs a \"type\" (boot, battery, fault, ...)")

@@ -71,6 +71,7 @@ REASON_CODES: dict[str, str] = {
                         r"or boolean)"),
     "lorawan-time": r"uplink has no (?:received_at )?time",
     "event-type": r'a device event needs a "type"',
+    "receipt-request": r'(?:a receipt request needs "times"|receipt time .* is not seconds)',
     "not-a-json-object": r"a (?:device event|flight record) is a JSON object",
     "flights-only-from-drones": r"flight records are accepted only from drones",
     "flight-kind": r'a flight record needs "kind"',

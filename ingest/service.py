@@ -25,8 +25,8 @@ from paho.mqtt.properties import Properties
 
 from agri import mqtt
 from agri.db import connect
-from agri.devices import commands
-from agri.devices.topics import INGEST_FILTERS, shared
+from agri.devices import commands, receipts
+from agri.devices.topics import INGEST_FILTERS, commands_topic, shared
 from agri.ingest import maintenance
 from agri.ingest.batch import Batch
 from agri.ingest.directory import Directory
@@ -224,6 +224,8 @@ class IngestService:
         written = self.writer.write(batch)
         self.settled += batch.messages
         self._count(batch, written)
+        if batch.receipts:
+            self._answer_receipts(batch.receipts)
         if written.rejected or written.conflict:
             logger.info("batch: %d stored, %d duplicate, %d conflict, %d rejected",
                         written.stored, written.duplicate, written.conflict, written.rejected)
@@ -249,6 +251,29 @@ class IngestService:
                        queue_depth=self.inbox.qsize(),
                        pending_messages=self.arrived - self.settled)
         self.stats.values["age_histogram"] = self.age_counts.tolist()  # type: ignore[assignment]
+
+    def _answer_receipts(self, asked: list[tuple[str, receipts.Request]]) -> None:
+        """Tell each asking device which of its asked times are stored (after the
+        commit of the batch that held the request; devices/receipts.py)."""
+        try:
+            conn = self._stats_connection()
+            for device_id, request in asked:
+                first, last = receipts.span(request)
+                stored = conn.execute(
+                    "SELECT DISTINCT (extract(epoch FROM time) * 1000000)::bigint "
+                    "FROM readings WHERE device_id = %s AND time BETWEEN %s AND %s",
+                    (device_id, first, last)).fetchall()
+                conn.commit()
+                props = Properties(PacketTypes.PUBLISH)
+                props.MessageExpiryInterval = receipts.EXPIRES_S
+                # Not waited for: an answer that does not arrive is asked for again.
+                self.client.publish(commands_topic(device_id),
+                                    receipts.answer(request, (t for (t,) in stored)),
+                                    qos=1, properties=props)
+        except psycopg.Error as exc:
+            logger.warning("could not answer %d receipt requests (the devices ask again): %s",
+                           len(asked), exc)
+            self._drop_stats_connection()
 
     def _maybe_maintain(self) -> None:
         keep = self.settings.raw_retention_days
