@@ -49,10 +49,10 @@ TEXTS: dict[str, dict[str, Texts]] = {
         "en": Texts("the paddy has no water", "check the water inlet",
                     "the paddy has water again")},
     "gate-not-answering": {
-        "ja": Texts("水門 {device} が応答しません", "現地で水門を確認してください",
-                    "水門 {device} が応答しました"),
-        "en": Texts("gate {device} is not answering", "check the gate on site",
-                    "gate {device} answers again")},
+        "ja": Texts("水門 {device} が指示を実行しませんでした", "現地で水門を確認してください",
+                    "水門 {device} が指示を実行しました"),
+        "en": Texts("gate {device} did not carry out its command", "check the gate on site",
+                    "gate {device} carries out commands again")},
     "gate-not-moving": {
         "ja": Texts("水門 {device} が指示どおりに動いていません",
                     "水門の詰まりや故障を確認してください", "水門 {device} は正常に動いています"),

@@ -10,10 +10,12 @@ command or argument it cannot take. A gate moves to the commanded position
 ``report_every_s``, periodically.
 
 A gate fails a move at ``fail_rate``: it either answers ``done`` and stays
-where it was (a jammed gate whose controller believes it moved) or never
-answers at all (a controller that hung), the latter for ``silent_share`` of
-the failures. A repeated command (the platform resends an unanswered one)
-gets the answer it already had and never moves the gate twice.
+where it was (a jammed gate whose controller believes it moved), never
+answers at all (a controller that hung), for ``silent_share`` of the
+failures, or, for ``refuse_share`` of the others, notices that its motor
+stalled and answers ``rejected`` with that reason. A repeated command (the
+platform resends an unanswered one) gets the answer it already had and never
+moves the gate twice.
 
 Readings carry the time of ``clock()`` (seconds since the epoch): the wall
 clock, or a simulated one when a bench replays a season.
@@ -42,17 +44,20 @@ POSITION_RANGE = (0.0, 100.0)
 INTERVAL_RANGE_S = (60, 86_400)  # set_interval, as the profile declares
 # The commands of the water-gate profile a gate takes without moving.
 NO_MOVE_COMMANDS = ("set_target_level", "set_interval", "reboot")
+STALLED = "motor stalled: the gate did not move"
 
 
 @dataclass(frozen=True, slots=True)
 class GateBehaviour:
     """How a simulated gate behaves: seconds from accepting to having moved, the
-    share of moves that fail, how many of those get no answer, the seconds between
-    periodic reports (None: only after moves), and the seed of its failures."""
+    share of moves that fail, how many of those get no answer, how many of the
+    answered ones are refused as a stalled motor, the seconds between periodic
+    reports (None: only after moves), and the seed of its failures."""
 
     move_delay_s: float = 0.0
     fail_rate: float = 0.0
     silent_share: float = 0.5
+    refuse_share: float = 0.0
     report_every_s: float | None = None
     seed: int = 0
 
@@ -194,6 +199,8 @@ class SimGate:
         with self._lock:
             fails = self._rng.random() < self.behaviour.fail_rate
             silent = fails and self._rng.random() < self.behaviour.silent_share
+            refused = fails and not silent and self.behaviour.refuse_share > 0 and \
+                self._rng.random() < self.behaviour.refuse_share
             if fails:
                 self.failed_moves += 1
             else:
@@ -206,6 +213,9 @@ class SimGate:
                                                   "hung: no answer")
             return
         self.report()
+        if refused:
+            self._finish(Answer(command_id, "set_gate", *_reject(STALLED)))
+            return
         self._finish(Answer(command_id, "set_gate", "done"))
 
     def _finish(self, answer: Answer) -> None:

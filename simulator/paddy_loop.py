@@ -17,10 +17,11 @@ Who moves the gates:
   supply gate fully when under the day's low target, close it at the high
   target; the outlet weir on their plan) move them, exactly as in
   :func:`agri.simulator.water.simulate_water`, so the two runs compare.
-- otherwise (``farmers`` False, or False for some fields) the caller sets :attr:`supply` and :attr:`drain` (positions, %)
-  between steps, e.g. from what simulated gate devices did, and gives the
-  outlet weirs (``crest_m``, fields x days: the farmer sets the boards to the
-  top of the platform's band).
+- otherwise (``farmers`` False, or False for some fields) the caller sets
+  :attr:`supply` and :attr:`drain` (positions, %) between steps, e.g. from
+  what simulated gate devices did, and gives the outlet weirs (``crest_m``,
+  fields x days: the farmer sets the boards to the top of the platform's
+  band).
 """
 
 from __future__ import annotations
