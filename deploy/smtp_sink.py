@@ -114,12 +114,20 @@ class SmtpSink:
     port: int
     out: Path
     auth: str | None = None
+    refuse: tuple[str, ...] = ()
     _stopped: bool = field(default=False, repr=False)
 
     @property
     def url(self) -> str:
         login = f"{self.auth}@" if self.auth else ""
         return f"smtp://{login}{self.host}:{self.port}"
+
+    @property
+    def refused_address(self) -> str:
+        """An address this server refuses with 550 (started with ``refuse``)."""
+        if not self.refuse:
+            raise ValueError("this SMTP sink refuses no domain: start it with refuse=(...)")
+        return f"nobody@{self.refuse[0]}"
 
     def records(self) -> list[dict]:
         if not self.out.exists():
@@ -181,7 +189,7 @@ def start_server(folder: Path, *, port: int | None = None, refuse: tuple[str, ..
         args += ["--auth", auth]
     with open(folder / f"smtp-{port}.log", "ab") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=log, env=dict(os.environ))
-    sink = SmtpSink(proc, "127.0.0.1", port, out, auth)
+    sink = SmtpSink(proc, "127.0.0.1", port, out, auth, tuple(refuse))
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
         try:
