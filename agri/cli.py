@@ -377,6 +377,14 @@ def cmd_bench(args, settings) -> int:
         from agri.deploy import bench_api
 
         return bench_api.run(args)
+    if args.name == "water":
+        from agri.deploy import bench_water
+
+        return bench_water.run(args)
+    if args.name == "alerts":
+        from agri.deploy import bench_alerts
+
+        return bench_alerts.run(args)
     from agri.deploy.bench_ingest import run_bench
 
     return run_bench(args, settings)
@@ -540,11 +548,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="move the season by whole days so that its last day is today: the "
                         "field page's 7-day charts and the conditions then have data")
     a.set_defaults(func=cmd_bench)
+    from agri.deploy import bench_alerts, bench_water
 
+    a = bsub.add_parser("water", help="a season of paddies with hold-depth control on and off: "
+                        "shares of field-hours inside the target band")
+    bench_water.add_arguments(a)
+    a.set_defaults(func=cmd_bench)
+    a = bsub.add_parser("alerts", help="delay from a reading that crosses a threshold to the "
+                        "email accepted by the SMTP server")
+    bench_alerts.add_arguments(a)
+    a.set_defaults(func=cmd_bench)
+
+    from agri.alerts.cli import register as register_alerts
     from agri.analytics.cli import register as register_analytics
     from agri.simulator.cli import register
+    from agri.water.cli import register as register_water
 
     register_analytics(sub)
+    register_alerts(sub)
+    register_water(sub)
     register(sub)
     return parser
 

@@ -110,7 +110,11 @@ def run_up(settings: Settings, *, simulate: bool, api_port: int | None,
                 Child("api", ["api", "--port", str(port)], _api_env(env("api", None), stack,
                                                                     settings, port)),
                 # The daily analytics and new images (analytics login, no MQTT).
-                Child("analytics", ["analytics", "serve"], env("analytics", None))]
+                Child("analytics", ["analytics", "serve"], env("analytics", None)),
+                # Rules on new readings and on a schedule; email and LINE (no MQTT).
+                Child("alerts", ["alerts", "serve"], env("alerts", None)),
+                # Hold depth and timers: commands through the database's queue.
+                Child("water", ["water", "serve"], env("water", None))]
     if simulate:
         # The simulator registers its fleet (owner login, admin broker account).
         children.append(Child("simulator", ["simulate", "live"], env("owner", "admin")))

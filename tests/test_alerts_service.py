@@ -18,6 +18,8 @@ import psycopg
 import pytest
 
 from agri.alerts import deliver, service
+from agri.alerts.rules import RULES, key
+from agri.alerts.store import Finding, clear_alert, open_alert
 from agri.clock import TZ
 from agri.settings import Settings
 from tests.fix_smtp import smtp_server  # noqa: F401 - fixture
@@ -181,7 +183,6 @@ def test_alerts_list_shows_a_fields_alerts(platform, world, capsys):
 
     from agri.alerts import cli
     from agri.alerts.rules import HARVEST_WINDOW
-    from agri.alerts.store import Finding, open_alert
 
     with psycopg.connect(alerts_url(platform), autocommit=True) as conn:
         open_alert(conn, Finding(f"harvest-window:{world['field']}:x", HARVEST_WINDOW,
@@ -196,3 +197,38 @@ def test_alerts_list_shows_a_fields_alerts(platform, world, capsys):
     assert cli.cmd_list(argparse.Namespace(field=world["other_field"], open=False, json=False),
                         settings) == 0
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_every_rule_is_emailed_and_followed_up(platform, smtp_server, rule):  # noqa: F811
+    """Each rule's alert, opened as its evaluation opens it, reaches the farmer
+    through the real SMTP server, in Japanese with the page to open; its
+    clearing sends the follow-up."""
+    uid = secrets.token_hex(3)
+    owner = add_user(platform, f"ar-{uid}")
+    prefs(platform, owner, email=f"{owner}@example.jp")
+    field = add_field(platform, f"arf-{uid}", owner)
+    device = add_device(platform, f"ard-{uid}", field)
+    r = RULES[rule]
+    settings = Settings(home=platform.home, public_url="https://agri.example",
+                        smtp_url=smtp_server.url)
+    mine = lambda: to(smtp_server.messages(), f"{owner}@example.jp")  # noqa: E731
+    with psycopg.connect(alerts_url(platform), autocommit=True) as conn:
+        now = datetime.now(UTC)
+        alert_id = open_alert(conn, Finding(key(r, device if r.subject == "device" else field),
+                                            r, now, field_id=field,
+                                            device_id=device if r.subject == "device" else None),
+                              now=now)
+        deliver.deliver_due(conn, settings, now=now)
+        wait_for(lambda: len(mine()) == 1, timeout=10, what=f"the {rule} email")
+        clear_alert(conn, alert_id, now=datetime.now(UTC))
+        deliver.deliver_due(conn, settings, now=datetime.now(UTC))
+        wait_for(lambda: len(mine()) == 2, timeout=10, what=f"the {rule} follow-up")
+    opened, cleared = mine()
+    assert f"https://agri.example/fields/{field}" in opened.get_content()
+    assert "田 arf-" in opened["Subject"]
+    assert cleared["Subject"].startswith("【解除】")
+    if r.severity == "urgent":
+        assert opened["Subject"].startswith("【至急】")
+    assert platform.sql("SELECT event, status FROM alert_deliveries WHERE alert_id = %s "
+                        "ORDER BY id", (alert_id,)) == [("opened", "sent"), ("cleared", "sent")]
