@@ -118,12 +118,22 @@ def cmd_devices(args, settings) -> int:
                 print(f"device {args.id} registered (profile {args.profile})")
                 _print_credentials(args.id, password)
         elif args.action == "rotate":
-            password = provisioning.rotate(conn, settings.broker_url("admin"), args.id)
+            from datetime import timedelta
+
+            from agri.clock import TZ
+            from agri.devices import rotation
+
+            cred = rotation.rotate(conn, settings.broker_url("admin"), args.id,
+                                   overlap=timedelta(hours=args.overlap_hours))
             if args.json:
-                _print_json({"device_id": args.id, "username": args.id, "password": password})
-            else:
+                _print_json({"device_id": args.id, **cred.to_json()})
+                return 0
+            if cred.old_until is None:
                 print(f"device {args.id}: new password; the old one no longer works")
-                _print_credentials(args.id, password)
+            else:
+                print(f"device {args.id}: new credential; the old one ({cred.old_username}) "
+                      f"works until {cred.old_until.astimezone(TZ):%Y-%m-%d %H:%M} Asia/Tokyo")
+            _print_credentials(args.id, cred.password, username=cred.username)
         elif args.action == "import":
             return _import_devices(args, settings, conn)
         elif args.action == "check":
@@ -241,10 +251,13 @@ def _import_devices(args, settings, conn) -> int:
     return 0
 
 
-def _print_credentials(device_id: str, password: str) -> None:
+def _print_credentials(device_id: str, password: str, *, username: str | None = None) -> None:
     from agri.devices.topics import senml_topic
 
-    print(f"MQTT username and client id: {device_id}")
+    if username and username != device_id:
+        print(f"MQTT username: {username}   client id: {device_id}")
+    else:
+        print(f"MQTT username and client id: {device_id}")
     print(f"MQTT password: {password}   (shown once: store it in the device now)")
     print(f"publish SenML to {senml_topic(device_id)}")
 
@@ -390,6 +403,19 @@ def cmd_bench(args, settings) -> int:
     return run_bench(args, settings)
 
 
+def _overlap_hours(text: str) -> float:
+    from agri.devices.rotation import MAX_OVERLAP
+
+    most = MAX_OVERLAP.total_seconds() / 3600
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = float("nan")
+    if not 0 <= hours <= most:  # NaN too
+        raise argparse.ArgumentTypeError(f"hours from 0 to {most:g}, not {text[:20]!r}")
+    return hours
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agri", description=__doc__.split("\n")[0] if __doc__
                                      else None)
@@ -459,7 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
     dsub.add_parser("revoke", help="revoke a device and disconnect it").add_argument("id")
     a = dsub.add_parser("rotate", help="give a device a new password (printed once)")
     a.add_argument("id")
-    a.add_argument("--json", action="store_true")
+    a.add_argument("--overlap-hours", type=_overlap_hours, default=0.0, metavar="H",
+                   help="the old credential keeps working H hours (up to 720), under the "
+                        "device's other MQTT username (default 0: it stops at once)")
+    a.add_argument("--json", action="store_true",
+                   help="print {device_id, username, password, old_username, old_until}")
     p.set_defaults(func=cmd_devices)
 
     p = sub.add_parser("broker", help="the MQTT broker's accounts")

@@ -167,6 +167,13 @@ class EmbeddedStack:
             return broker_accounts.sync(broker, conn,
                                         admin_password=self.state.mqtt_admin_password)
 
+    def end_expired_credentials(self) -> list[str]:
+        """End the old device credentials whose overlap is over (devices/rotation.py)."""
+        from agri.devices import rotation
+
+        with connect(self.database_url) as conn, DynSec(self.mqtt_url()) as broker:
+            return rotation.end_expired(conn, broker)
+
     def restart(self, server: servers.Postgres | servers.Mosquitto) -> None:
         """Start a server that died again, and record its new pid."""
         server.start()

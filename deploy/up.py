@@ -22,6 +22,7 @@ RESTART_MIN_S = 1.0
 RESTART_MAX_S = 30.0
 CHILD_STOP_S = 20.0
 READY_TIMEOUT_S = 90.0
+CREDENTIALS_EVERY_S = 60.0  # old device credentials whose overlap is over are ended
 
 
 @dataclass
@@ -138,9 +139,16 @@ def run_up(settings: Settings, *, simulate: bool, api_port: int | None,
             child.start()
         _wait_ready(port, children, stop, since=started_at)
         _announce(settings, stack, port, simulate)
+        credentials_at = time.monotonic()
         while not stop.wait(0.5):
             for child in children:
                 child.check()
+            if stack is not None and time.monotonic() - credentials_at >= CREDENTIALS_EVERY_S:
+                credentials_at = time.monotonic()
+                try:
+                    stack.end_expired_credentials()
+                except Exception as exc:  # noqa: BLE001 - tried again next time
+                    logger.warning("could not end expired device credentials: %s", exc)
             if stack is not None:
                 for server in (stack.postgres, stack.mosquitto):
                     if server.proc is not None and server.proc.poll() is not None:

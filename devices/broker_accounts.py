@@ -124,30 +124,42 @@ def _device_role(device_id: str) -> str:
     return DEVICE_ROLE_PREFIX + device_id
 
 
-def create_device_commands(device_id: str, profile: str, password: str) -> list[dict]:
-    role = _device_role(device_id)
+def create_client_command(device_id: str, password: str, *,
+                          username: str | None = None) -> dict:
+    """A broker account of the device, bound to its id as client id, with its
+    role; ``username`` is its id or, after a rotation with an overlap, its
+    other username (devices/rotation.py)."""
+    return {"command": "createClient", "username": username or device_id,
+            "password": password, "clientid": device_id, "textdescription": MANAGED,
+            "roles": [{"rolename": _device_role(device_id), "priority": 0}]}
+
+
+def create_device_commands(device_id: str, profile: str, password: str, *,
+                           username: str | None = None) -> list[dict]:
     return [
-        {"command": "createRole", "rolename": role, "textdescription": MANAGED,
-         "acls": list(device_acls(device_id, profile))},
-        {"command": "createClient", "username": device_id, "password": password,
-         "clientid": device_id, "textdescription": MANAGED,
-         "roles": [{"rolename": role, "priority": 0}]},
+        {"command": "createRole", "rolename": _device_role(device_id),
+         "textdescription": MANAGED, "acls": list(device_acls(device_id, profile))},
+        create_client_command(device_id, password, username=username),
     ]
 
 
 def delete_device_commands(device_id: str) -> list[dict]:
-    """Deleting a client disconnects it at once if it is connected."""
-    return [{"command": "deleteClient", "username": device_id},
+    """Deleting a client disconnects it at once if it is connected: both of
+    the device's usernames go (devices/rotation.py), then its role."""
+    from agri.devices.rotation import usernames
+
+    return [*({"command": "deleteClient", "username": u} for u in usernames(device_id)),
             {"command": "deleteRole", "rolename": _device_role(device_id)}]
 
 
-def add_device(broker: DynSec, *, device_id: str, profile: str, password: str) -> None:
+def add_device(broker: DynSec, *, device_id: str, profile: str, password: str,
+               username: str | None = None) -> None:
     # A leftover device account of the same name (say, from a broker that
     # outlived the registry) must not keep its old password or rights; an
     # account that is not a device's (the admin's, a bridge's) is never touched.
     refuse_foreign(broker, [device_id])
     broker.run(*delete_device_commands(device_id), missing_ok=True)
-    broker.run(*create_device_commands(device_id, profile, password))
+    broker.run(*create_device_commands(device_id, profile, password, username=username))
 
 
 def _is_managed_device(client: Mapping[str, object]) -> bool:
@@ -174,12 +186,14 @@ def remove_device(broker: DynSec, device_id: str) -> None:
     broker.run(*delete_device_commands(device_id), missing_ok=True)
 
 
-def set_device_password(broker: DynSec, device_id: str, password: str) -> None:
+def set_device_password(broker: DynSec, device_id: str, password: str, *,
+                        username: str | None = None) -> None:
     """A new password; a session that logged in with the old one is ended, so
     the device must come back with the new one."""
-    broker.run({"command": "setClientPassword", "username": device_id, "password": password},
-               {"command": "disableClient", "username": device_id},
-               {"command": "enableClient", "username": device_id})
+    name = username or device_id
+    broker.run({"command": "setClientPassword", "username": name, "password": password},
+               {"command": "disableClient", "username": name},
+               {"command": "enableClient", "username": name})
 
 
 @dataclass
@@ -192,11 +206,12 @@ class SyncReport:
     removed_devices: list[str] = field(default_factory=list)
     missing_devices: list[str] = field(default_factory=list)
     fixed_devices: list[str] = field(default_factory=list)
+    ended_credentials: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         return bool(self.created_services or self.updated_services or self.updated_roles
-                    or self.removed_devices or self.fixed_devices)
+                    or self.removed_devices or self.fixed_devices or self.ended_credentials)
 
     def lines(self) -> list[str]:
         out = [f"service account {n}: created" for n in self.created_services]
@@ -206,6 +221,8 @@ class SyncReport:
         out += [f"device {n}: client id binding or roles restored" for n in self.fixed_devices]
         out += [f"device {n}: removed from the broker (revoked or not registered)"
                 for n in self.removed_devices]
+        out += [f"account {n}: an old credential whose overlap is over, ended"
+                for n in self.ended_credentials]
         out += [f"device {n}: registered but has no broker account; only its password's hash "
                 f"is kept: give it a new one (agri devices rotate {n}), or rebuild the broker "
                 f"from agri broker export" for n in self.missing_devices]
@@ -216,6 +233,7 @@ class SyncReport:
                 "updated_services": list(dict.fromkeys(self.updated_services)),
                 "updated_roles": self.updated_roles,
                 "fixed_devices": self.fixed_devices, "removed_devices": self.removed_devices,
+                "ended_credentials": self.ended_credentials,
                 "missing_devices": self.missing_devices}
 
 
@@ -279,60 +297,74 @@ def _list(broker: DynSec, command: str, key: str) -> list[str]:
 
 
 def sync(broker: DynSec, conn: psycopg.Connection, *, admin_password: str) -> SyncReport:
-    """Make the broker's accounts what the registry says; report the changes."""
-    from agri.devices import registry
+    """Make the broker's accounts what the registry says; report the changes.
+    Old credentials whose overlap is over are ended first (devices/rotation.py)."""
+    from agri.devices import registry, rotation
 
     report = SyncReport()
     ensure_services(broker, admin_password, report)
+    report.ended_credentials = rotation.end_expired(conn, broker)
     active = {d.id: d for d in registry.list_devices(conn) if d.revoked_at is None}
+    live = rotation.live_usernames(conn)
+    names_of: dict[str, list[str]] = {}
+    for username, device_id in sorted(live.items()):
+        names_of.setdefault(device_id, []).append(username)
+    keep = set(live) | {d for d in active if d not in names_of}
+    current = rotation.current_usernames(conn)
     clients = set(_list(broker, "listClients", "clients"))
     roles = set(_list(broker, "listRoles", "roles"))
     # Clients before roles: a role deleted while a client still has it leaves
     # Mosquitto 2.0 with a dangling reference.
     for name in sorted(clients):
-        if name in active or is_reserved(name):
+        if name in keep or is_reserved(name):
             continue
         info = broker.run({"command": "getClient", "username": name})[0] or {}
         if _is_managed_device(info.get("client", {})):
-            remove_device(broker, name)
+            broker.run({"command": "deleteClient", "username": name}, missing_ok=True)
             report.removed_devices.append(name)
     for name in sorted(roles):
         if name.startswith(DEVICE_ROLE_PREFIX) and name[len(DEVICE_ROLE_PREFIX):] not in active:
             broker.run({"command": "deleteRole", "rolename": name}, missing_ok=True)
     for device_id, device in sorted(active.items()):
-        if device_id not in clients:
+        names = names_of.get(device_id) or [device_id]
+        if current.get(device_id, device_id) not in clients:
             report.missing_devices.append(device_id)
             continue
         _ensure_role(broker, _device_role(device_id), device_acls(device_id, device.profile),
                      report)
-        info = broker.run({"command": "getClient", "username": device_id})[0] or {}
-        client = info.get("client", {})
-        role = _device_role(device_id)
-        wrong_roles = [r["rolename"] for r in client.get("roles", []) if r["rolename"] != role]
-        fixed = False
-        if client.get("clientid") != device_id:
-            broker.run({"command": "setClientId", "username": device_id, "clientid": device_id})
-            fixed = True
-        for other in wrong_roles:
-            broker.run({"command": "removeClientRole", "username": device_id,
-                        "rolename": other})
-            fixed = True
-        if role not in {r["rolename"] for r in client.get("roles", [])}:
-            broker.run({"command": "addClientRole", "username": device_id, "rolename": role})
-            fixed = True
-        if client.get("groups"):
-            for group in client["groups"]:
-                broker.run({"command": "removeGroupClient", "groupname": group["groupname"],
-                            "username": device_id})
-            fixed = True
-        if client.get("disabled"):
-            broker.run({"command": "enableClient", "username": device_id})
-            fixed = True
-        if fixed:
+        if any(_fix_client(broker, device_id, name) for name in names if name in clients):
             report.fixed_devices.append(device_id)
     for line in report.lines():
         logger.info("broker sync: %s", line)
     return report
+
+
+def _fix_client(broker: DynSec, device_id: str, username: str) -> bool:
+    """Bind a device's account to its client id and role alone, enabled; True
+    when something had to change."""
+    info = broker.run({"command": "getClient", "username": username})[0] or {}
+    client = info.get("client", {})
+    role = _device_role(device_id)
+    wrong_roles = [r["rolename"] for r in client.get("roles", []) if r["rolename"] != role]
+    fixed = False
+    if client.get("clientid") != device_id:
+        broker.run({"command": "setClientId", "username": username, "clientid": device_id})
+        fixed = True
+    for other in wrong_roles:
+        broker.run({"command": "removeClientRole", "username": username, "rolename": other})
+        fixed = True
+    if role not in {r["rolename"] for r in client.get("roles", [])}:
+        broker.run({"command": "addClientRole", "username": username, "rolename": role})
+        fixed = True
+    if client.get("groups"):
+        for group in client["groups"]:
+            broker.run({"command": "removeGroupClient", "groupname": group["groupname"],
+                        "username": username})
+        fixed = True
+    if client.get("disabled"):
+        broker.run({"command": "enableClient", "username": username})
+        fixed = True
+    return fixed
 
 
 ADMIN_ROLE_ACLS = (
@@ -350,7 +382,7 @@ def export_file(conn: psycopg.Connection, *, admin_user: str, admin_password: st
     password hash the registry keeps (the plugin and the registry use the same
     PBKDF2-SHA512 scheme), so devices keep their passwords. Start the broker
     with this file in place of the one ``mosquitto_ctrl dynsec init`` makes."""
-    from agri.devices import registry
+    from agri.devices import registry, rotation
     from agri.devices.credentials import hash_password, split_hash
 
     def client(username: str, stored: str, roles: list[str], **extra: object) -> dict:
@@ -366,13 +398,14 @@ def export_file(conn: psycopg.Connection, *, admin_user: str, admin_password: st
         clients.append({**client(account, hash_password(password), [account]),
                         "textdescription": f"{MANAGED}; key {_fingerprint(password)}"})
         roles.append({"rolename": account, "textdescription": MANAGED, "acls": list(acls)})
-    hashes = dict(registry.active_credentials(conn))
+    live = rotation.live_hashes(conn)
+    with_credential = {device_id for device_id, _ in live.values()}
+    for username, (device_id, stored) in sorted(live.items()):
+        clients.append(client(username, stored, [_device_role(device_id)], clientid=device_id))
     for device in registry.list_devices(conn):
-        if device.revoked_at is not None or device.id not in hashes:
+        if device.revoked_at is not None or device.id not in with_credential:
             continue
-        role = _device_role(device.id)
-        clients.append(client(device.id, hashes[device.id], [role], clientid=device.id))
-        roles.append({"rolename": role, "textdescription": MANAGED,
+        roles.append({"rolename": _device_role(device.id), "textdescription": MANAGED,
                       "acls": list(device_acls(device.id, device.profile))})
     return {"clients": clients, "groups": [], "roles": roles,
             "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": True,

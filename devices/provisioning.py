@@ -83,22 +83,11 @@ def import_devices(conn: psycopg.Connection, admin_url: str,
 
 def rotate(conn: psycopg.Connection, admin_url: str, device_id: str) -> str:
     """A new password for an active device; the old one stops working at once
-    and a session logged in with it is ended."""
-    admin_url = broker_accounts.admin_url(admin_url)
-    with DynSec(admin_url) as broker, conn.transaction():
-        device = registry.get_device(conn, device_id)
-        if device is None:
-            raise registry.RegistryError(f"no device {device_id!r}")
-        if device.revoked_at is not None:
-            raise registry.RegistryError(f"device {device_id!r} is revoked; register a new one")
-        password = registry.new_device_password(conn, device_id)
-        try:
-            broker_accounts.set_device_password(broker, device_id, password)
-        except broker_accounts.DynSecError:
-            # Not on the broker (a rebuilt broker, say): create its account.
-            broker_accounts.add_device(broker, device_id=device_id, profile=device.profile,
-                                       password=password)
-        return password
+    and a session logged in with it is ended (with an overlap:
+    devices/rotation.py)."""
+    from agri.devices import rotation
+
+    return rotation.rotate(conn, admin_url, device_id).password
 
 
 def revoke(conn: psycopg.Connection, admin_url: str, device_id: str) -> bool:

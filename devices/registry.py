@@ -196,22 +196,6 @@ def list_devices(conn: psycopg.Connection, *, field_id: str | None = None) -> li
             "ORDER BY id", {"f": field_id}).fetchall()
 
 
-def active_credentials(conn: psycopg.Connection) -> list[tuple[str, str]]:
-    """(id, password hash) of every device the broker should let in."""
-    return conn.execute("SELECT id, password_hash FROM devices WHERE revoked_at IS NULL "
-                        "ORDER BY id").fetchall()
-
-
-def new_device_password(conn: psycopg.Connection, device_id: str) -> str:
-    """Replace an active device's password; returns the new one (shown once)."""
-    password = new_password()
-    cur = conn.execute("UPDATE devices SET password_hash = %s WHERE id = %s "
-                       "AND revoked_at IS NULL", (hash_password(password), device_id))
-    if cur.rowcount != 1:
-        raise RegistryError(f"no active device {device_id!r}")
-    return password
-
-
 def revoke_device(conn: psycopg.Connection, device_id: str) -> bool:
     """Revoke; False if there is no such device. Revoking twice is harmless."""
     with conn.transaction():

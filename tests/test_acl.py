@@ -264,7 +264,7 @@ def test_broker_sync_repairs_drift_and_says_what_it_changed(platform):
     assert orjson.loads(again.stdout) == {"created_services": [], "updated_services": [],
                                           "updated_roles": [],
                                           "fixed_devices": [], "removed_devices": [],
-                                          "missing_devices": []}
+                                          "ended_credentials": [], "missing_devices": []}
 
 
 def test_a_broker_rebuilt_from_the_export_keeps_every_device(platform):

@@ -172,3 +172,7 @@ GRANT USAGE ON SEQUENCE water_control_log_id_seq TO agri_water;
 GRANT SELECT, INSERT, UPDATE ON water_control TO agri_api;
 GRANT SELECT, INSERT ON water_control_log TO agri_api;
 GRANT USAGE ON SEQUENCE water_control_log_id_seq TO agri_api;
+
+-- Broker sync run by ingest (given the broker's admin account) keeps the
+-- accounts of rotated credentials (devices/rotation.py); never the hashes.
+GRANT SELECT (mqtt_username, previous_username, previous_until) ON devices TO agri_ingest;
