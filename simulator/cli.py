@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 from dataclasses import fields
@@ -141,6 +142,33 @@ def register(subparsers) -> None:
     a.add_argument("--prefix", default="load", help="device id prefix (default load)")
     _json(a)
     a.set_defaults(func=cmd_load)
+
+    from agri.devices.profiles import PROFILES
+    from agri.simulator.prototype import DEFAULT_COUNT, FAULTS
+
+    a = sub.add_parser("device", help="a reference device of any profile, with chosen faults",
+                       description="Publish as a registered device, with its own credentials, "
+                       "N SenML packs of its profile's metrics (measured up to now, one every "
+                       "interval), then answer its commands for --listen seconds; compare "
+                       "`agri devices check ID` with your prototype's. Faults: " + "; ".join(
+                           f"{k}: {v}" for k, v in FAULTS.items()))
+    a.add_argument("--id", required=True, help="the device's id (agri devices add)")
+    a.add_argument("--password", default=os.environ.get("AGRI_DEVICE_PASSWORD"),
+                   help="its MQTT password (default: AGRI_DEVICE_PASSWORD)")
+    a.add_argument("--username", default=None,
+                   help="its MQTT username when not its id (after a rotation with an overlap)")
+    a.add_argument("--profile", required=True, choices=sorted(PROFILES))
+    a.add_argument("--fault", action="append", default=[], choices=list(FAULTS),
+                   help="a fault to play (repeatable)")
+    a.add_argument("--count", type=int, default=DEFAULT_COUNT, metavar="N",
+                   help=f"packs (default {DEFAULT_COUNT})")
+    a.add_argument("--interval", type=int, default=None, metavar="S",
+                   help="seconds between packs (default: the profile's shortest interval)")
+    a.add_argument("--listen", type=float, default=0.0, metavar="S",
+                   help="seconds to stay connected answering commands (default 0)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--json", action="store_true", help="print what was sent as JSON")
+    a.set_defaults(func=cmd_device)
 
 
 def _json(p: argparse.ArgumentParser) -> None:
@@ -321,6 +349,37 @@ def cmd_backfill(args, settings: Settings) -> int:
     year, first, last = _window(args)
     return _print(run_backfill(settings, _fleet(args, settings, year, last), first=first,
                                last=last), args)
+
+
+def cmd_device(args, settings: Settings) -> int:
+    from urllib.parse import quote
+
+    from agri import mqtt
+    from agri.simulator.prototype import play
+    from agri.simulator.publish import SimulatorError
+
+    if not args.password:
+        raise SimulatorError("give the device's MQTT password: --password or "
+                             "AGRI_DEVICE_PASSWORD")
+    if not 1 <= args.count <= 10_000 or (args.interval is not None and args.interval < 1) \
+            or not 0 <= args.listen <= 86_400:
+        raise SimulatorError("--count is 1 to 10000, --interval at least 1 s, --listen 0 to "
+                             "86400 s")
+    address = mqtt.parse_url(settings.broker_url("admin"))
+    scheme = "mqtts" if address.tls else "mqtt"
+    query = f"?cafile={quote(address.cafile)}" if address.cafile else ""
+    url = (f"{scheme}://{quote(args.username or args.id, safe='')}:"
+           f"{quote(args.password, safe='')}@{address.host}:{address.port}{query}")
+    played = play(url, args.id, args.profile, faults=args.fault, count=args.count,
+                  interval_s=args.interval, listen_s=args.listen, seed=args.seed,
+                  stop=_stop_on_signals())
+    if args.json:
+        print(orjson.dumps({"device_id": args.id, "profile": args.profile,
+                            "faults": sorted(args.fault), **played.to_json()}).decode())
+    else:
+        print(f"device {args.id} ({args.profile}): {played.packs} packs, {played.records} "
+              f"records sent; {played.commands} commands received, {played.answered} answered")
+    return 0
 
 
 def cmd_load(args, settings: Settings) -> int:
