@@ -137,7 +137,9 @@ def test_the_owner_sets_a_mode_a_timer_moves_a_gate_and_resumes(world, platform)
                         "AND override_at IS NOT NULL") == [("pw-farmer",)]
     assert platform.sql("SELECT action, position, actor, reason, command_id FROM "
                         "water_control_log WHERE field_id = 'pw-f1' ORDER BY id DESC "
-                        "LIMIT 1") == [("set", 75.0, "pw-farmer", "手動操作", command[0])]
+                        "LIMIT 1") == [
+        ("set", 75.0, "pw-farmer", "manual: pw-farmer set the gate to 75 %; automatic control "
+         "waits until the mode is set again", command[0])]
     html = farmer.get(WATER + "?done=set").text
     assert "手動操作中です" in html and "自動に戻す" in html
     assert "最後の指示 75.0% ・ 送信待ち" in html

@@ -22,6 +22,7 @@ from agri.api.accounts import User
 from agri.api.deps import PrimaryConn
 from agri.api.pagination import MAX_CURSOR
 from agri.api.queries import access
+from agri.api.queries import water_control as wc
 from agri.api.sessions import PageUser
 from agri.api.web import (
     i18n,
@@ -33,23 +34,19 @@ from agri.api.web.field_data import cm
 from agri.api.web.forms import CsrfChecked
 from agri.api.web.render import NO_STORE, local_time, render
 from agri.clock import today_local
-from agri.devices import commands
-from agri.devices.profiles import PROFILES
 from agri.devices.topics import DEVICE_ID_RE
+from agri.water import controller as ctl
 
 router = APIRouter(include_in_schema=False)
 
-MODES = ("manual", "schedule", "hold")
-AUTOMATIC = ("schedule", "hold")
+MODES, AUTOMATIC = ctl.MODES, ctl.AUTOMATIC
 GATE_PROFILE = "water-gate"
-SET_GATE = "set_gate"
+SET_GATE = "set_gate"  # what the gate's last command shows
 POSITIONS = (0, 25, 50, 75, 100)  # the buttons of a gate, percent open
-COMMAND_EXPIRES_S = 900  # a person's gate command waits this long for the gate
 SCHEDULE_ROWS = 4  # open/close pairs the timer form offers
 LOG_PAGE = 20
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-REASON_MANUAL = "手動操作"
-REASON_RESUME = "自動に戻しました"
+MODE_SET_RE = re.compile(r"set the mode to (manual|schedule|hold)\b")
 
 LogCursor = Annotated[int | None, Query(ge=1, le=MAX_CURSOR)]
 FormWord = Annotated[str, Form(max_length=200)]
@@ -76,25 +73,14 @@ ORDER BY d.id"""
 _LOG = """SELECT id, device_id, action, position, reason, actor, decided_at
           FROM water_control_log WHERE field_id = %s AND (%s::bigint IS NULL OR id < %s)
           ORDER BY id DESC LIMIT %s"""
-_SET_MODE = """
-INSERT INTO water_control (field_id, mode, updated_by) VALUES (%(field)s, %(mode)s, %(user)s)
-ON CONFLICT (field_id) DO UPDATE SET mode = EXCLUDED.mode, override_at = NULL,
-    override_by = NULL, updated_by = EXCLUDED.updated_by, updated_at = now()"""
 _SET_SCHEDULE = """
 INSERT INTO water_control (field_id, schedule, updated_by)
 VALUES (%(field)s, %(schedule)s::jsonb, %(user)s)
 ON CONFLICT (field_id) DO UPDATE SET schedule = EXCLUDED.schedule,
     updated_by = EXCLUDED.updated_by, updated_at = now()"""
-_OVERRIDE = """UPDATE water_control SET override_at = now(), override_by = %(user)s,
-                   updated_by = %(user)s, updated_at = now()
-               WHERE field_id = %(field)s AND mode IN ('schedule', 'hold')"""
 _RESUME = """UPDATE water_control SET override_at = NULL, override_by = NULL,
                  updated_by = %(user)s, updated_at = now()
              WHERE field_id = %(field)s AND override_at IS NOT NULL RETURNING mode"""
-_COMMAND = """INSERT INTO device_commands (device_id, name, args, requested_by, expires_at)
-              VALUES (%s, %s, %s::jsonb, %s, now() + make_interval(secs => %s)) RETURNING id"""
-_OPEN_COMMANDS = """SELECT count(*) FROM device_commands
-                    WHERE device_id = %s AND status IN ('queued', 'sent')"""
 _LOG_ROW = """INSERT INTO water_control_log (field_id, device_id, command_id, action, position,
                                              reason, actor)
               VALUES (%s, %s, %s, %s, %s, %s, %s)"""
@@ -139,7 +125,8 @@ async def _page(request: Request, conn: AsyncConnection, user: User, row, *,
         "level": level and level[0] is not None and {"value": cm(level[0]),
                                                      "at": local_time(level[1])},
         "gates": await _gates(conn, user, field_id), "positions": POSITIONS,
-        "schedule": schedule, "log": log[:LOG_PAGE],
+        "schedule": schedule,
+        "log": [(*r[:4], _reason(lang, r[4]), *r[5:]) for r in log[:LOG_PAGE]],
         "older_href": f"/fields/{field_id}/water?before={log[LOG_PAGE - 1][0]}"
         if len(log) > LOG_PAGE else None,
         "done": done if done in ("mode", "schedule", "set", "resume") else "",
@@ -148,6 +135,18 @@ async def _page(request: Request, conn: AsyncConnection, user: User, row, *,
     if done or error:
         response.headers["Cache-Control"] = NO_STORE
     return response
+
+
+def _reason(lang: str, reason: str | None) -> str:
+    """A logged reason in the page's language: people's changes by their code,
+    the controller's own reasons as they were logged."""
+    code = ctl.reason_code(reason)
+    if code == "mode" and (m := MODE_SET_RE.search(reason or "")):
+        return i18n.gettext(lang, "wc.reason.mode",
+                            mode=i18n.gettext(lang, f"wc.mode.{m.group(1)}"))
+    if code in ("manual", "resume"):
+        return i18n.gettext(lang, f"wc.reason.{code}")
+    return reason or ""
 
 
 async def _changeable(request: Request, conn: AsyncConnection, user: User, field_id: str):
@@ -171,12 +170,8 @@ async def set_mode(request: Request, field_id: str, conn: PrimaryConn, user: Pag
     row = await _changeable(request, conn, user, field_id)
     if mode not in MODES:
         return await _page(request, conn, user, row, error="wc.error.mode", status=400)
-    words = i18n.gettext("ja", f"wc.mode.{mode}")
-    async with conn.transaction():
-        await conn.execute(_SET_MODE, {"field": row[0], "mode": mode, "user": user.name})
-        await conn.execute(_LOG_ROW, (row[0], None, None, "mode", None,
-                                      i18n.gettext("ja", "wc.reason.mode", mode=words),
-                                      user.name))
+    await wc.set_control(conn, row[0], user=user.name, mode=mode, schedule=None,
+                         max_open_h=None)
     return staff.see_other(f"/fields/{row[0]}/water?done=mode")
 
 
@@ -231,19 +226,15 @@ async def set_gate(request: Request, field_id: str, device_id: str, conn: Primar
         raise HTTPException(404, f"no gate {device_id[:64]!r}")
     try:
         value = _position(position)
-        args = commands.check(PROFILES[GATE_PROFILE], SET_GATE, {"position": value})
-    except (staff.FormError, commands.CommandError):
+    except staff.FormError:
         return await _page(request, conn, user, row, error="wc.error.position", status=400)
-    async with conn.transaction():
-        (waiting,) = await (await conn.execute(_OPEN_COMMANDS, (device_id,))).fetchone()
-        if waiting >= commands.MAX_OPEN:
-            return await _page(request, conn, user, row, error="wc.error.busy", status=409)
-        (command_id,) = await (await conn.execute(_COMMAND, (
-            device_id, SET_GATE, orjson.dumps(args).decode(), user.name,
-            COMMAND_EXPIRES_S))).fetchone()
-        await conn.execute(_OVERRIDE, {"field": row[0], "user": user.name})
-        await conn.execute(_LOG_ROW, (row[0], device_id, command_id, "set", args["position"],
-                                      REASON_MANUAL, user.name))
+    try:
+        await wc.move_gate(conn, row[0], device_id, user=user.name, position=value)
+    except wc.GateError as exc:
+        if exc.status == 404:
+            raise HTTPException(404, f"no gate {device_id[:64]!r}") from None
+        return await _page(request, conn, user, row, status=exc.status,
+                           error="wc.error.busy" if exc.status == 409 else "wc.error.position")
     return staff.see_other(f"/fields/{row[0]}/water?done=set")
 
 
@@ -254,6 +245,6 @@ async def resume(request: Request, field_id: str, conn: PrimaryConn, user: PageU
     async with conn.transaction():
         cur = await conn.execute(_RESUME, {"field": row[0], "user": user.name})
         if await cur.fetchone() is not None:
-            await conn.execute(_LOG_ROW, (row[0], None, None, "mode", None, REASON_RESUME,
-                                          user.name))
+            await conn.execute(_LOG_ROW, (row[0], None, None, "mode", None,
+                                          f"resume: {user.name} gave control back", user.name))
     return staff.see_other(f"/fields/{row[0]}/water?done=resume")
