@@ -92,6 +92,20 @@ DRONE_RECORD_VISIBLE = f"""EXISTS (SELECT 1 FROM fields f WHERE (f.id = r.field_
      AND r.body->'fields' ? f.id)) AND {FIELD_VISIBLE})"""
 
 
+# An alert (alias a; alerts/): whoever sees its field, or its device's field; a
+# farmer or developer also those of their own devices; a planner none.
+ALERT_VISIBLE = f"""(
+    %(role)s = 'admin'
+    OR (%(role)s IN ('officer', 'farmer') AND EXISTS (
+        SELECT 1 FROM fields f
+        WHERE f.id = coalesce(a.field_id, (SELECT ad.field_id FROM devices ad
+                                           WHERE ad.id = a.device_id))
+          AND {FIELD_VISIBLE}))
+    OR (%(role)s IN ('farmer', 'developer') AND EXISTS (
+        SELECT 1 FROM devices ao WHERE ao.id = a.device_id AND ao.owner = %(user)s))
+)"""
+
+
 def who(user: User) -> dict:
     return {"role": str(user.role), "regions": list(user.regions), "user": user.name}
 

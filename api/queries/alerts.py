@@ -22,18 +22,6 @@ from agri.api.queries import access
 CHANNELS = ("email", "line")
 STATES = ("open", "cleared", "all")
 
-# An alert (alias a) the user may see.
-ALERT_VISIBLE = f"""(
-    %(role)s = 'admin'
-    OR (%(role)s IN ('officer', 'farmer') AND EXISTS (
-        SELECT 1 FROM fields f
-        WHERE f.id = coalesce(a.field_id, (SELECT ad.field_id FROM devices ad
-                                           WHERE ad.id = a.device_id))
-          AND {access.FIELD_VISIBLE}))
-    OR (%(role)s IN ('farmer', 'developer') AND EXISTS (
-        SELECT 1 FROM devices ao WHERE ao.id = a.device_id AND ao.owner = %(user)s))
-)"""
-
 _LIST = f"""
 SELECT a.id, a.rule, a.severity, a.field_id, af.name AS field_name, a.device_id,
        a.evidence, a.opened_at, a.observed_at, a.cleared_at,
@@ -43,7 +31,7 @@ SELECT a.id, a.rule, a.severity, a.field_id, af.name AS field_name, a.device_id,
 FROM alerts a
 LEFT JOIN fields af ON af.id = coalesce(a.field_id, (SELECT ad.field_id FROM devices ad
                                                       WHERE ad.id = a.device_id))
-WHERE {ALERT_VISIBLE}
+WHERE {access.ALERT_VISIBLE}
   AND (%(state)s = 'all' OR (%(state)s = 'open') = (a.cleared_at IS NULL))
   AND (%(town)s::text IS NULL OR af.municipality = %(town)s)
 ORDER BY a.cleared_at IS NULL DESC, a.opened_at DESC, a.id DESC
