@@ -176,3 +176,12 @@ GRANT USAGE ON SEQUENCE water_control_log_id_seq TO agri_api;
 -- Broker sync run by ingest (given the broker's admin account) keeps the
 -- accounts of rotated credentials (devices/rotation.py); never the hashes.
 GRANT SELECT (mqtt_username, previous_username, previous_until) ON devices TO agri_ingest;
+
+-- LoRaWAN bridges (devices/bridges.py, 022_lorawan_bridges.sql): whoever reads
+-- devices may read which bridge a device is behind and the bridges' names,
+-- kinds and applications (never their password hashes). Ingest checks an
+-- uplink's application and its broker sync leaves bridged devices alone.
+GRANT SELECT (bridge) ON devices TO agri_ingest, agri_api, agri_analytics, agri_alerts,
+    agri_water;
+GRANT SELECT (name, kind, application, tenant, created_at, revoked_at) ON lorawan_bridges
+    TO agri_ingest, agri_api, agri_analytics, agri_alerts, agri_water;
