@@ -299,13 +299,17 @@ def _list(broker: DynSec, command: str, key: str) -> list[str]:
 def sync(broker: DynSec, conn: psycopg.Connection, *, admin_password: str) -> SyncReport:
     """Make the broker's accounts what the registry says; report the changes.
     Old credentials whose overlap is over are ended first (devices/rotation.py)."""
-    from agri.devices import registry, rotation
+    from agri.devices import bridges, registry, rotation
 
     report = SyncReport()
     ensure_services(broker, admin_password, report)
     report.ended_credentials = rotation.end_expired(conn, broker)
-    active = {d.id: d for d in registry.list_devices(conn) if d.revoked_at is None}
-    live = rotation.live_usernames(conn)
+    # Devices behind a LoRaWAN bridge have no account of their own
+    # (devices/bridges.py); bridges' accounts are reserved names, left alone.
+    bridged = bridges.bridged_devices(conn)
+    active = {d.id: d for d in registry.list_devices(conn)
+              if d.revoked_at is None and d.id not in bridged}
+    live = {u: d for u, d in rotation.live_usernames(conn).items() if d not in bridged}
     names_of: dict[str, list[str]] = {}
     for username, device_id in sorted(live.items()):
         names_of.setdefault(device_id, []).append(username)

@@ -21,28 +21,41 @@ logger = logging.getLogger(__name__)
 def add(conn: psycopg.Connection, admin_url: str, *, device_id: str, profile_name: str,
         field_id: str | None = None, owner: str | None = None,
         dev_eui: str | None = None, prototype: bool = False,
-        organisation: str | None = None, gate_role: str | None = None) -> str:
+        organisation: str | None = None, gate_role: str | None = None,
+        bridge: str | None = None) -> str:
     """Register a device and create its broker account; returns its password
     (shown once, only its hash is kept). ``prototype``, ``organisation``,
-    ``gate_role``: see registry.add_device."""
+    ``gate_role``: see registry.add_device. ``bridge``: a LoRaWAN device
+    behind that bridge (devices/bridges.py), which gets no broker account:
+    the password returned is of no use to it."""
     admin_url = broker_accounts.admin_url(admin_url)
     with DynSec(admin_url) as broker:
         with conn.transaction():
             password = registry.add_device(conn, device_id=device_id, profile_name=profile_name,
                                            field_id=field_id, owner=owner, dev_eui=dev_eui,
                                            prototype=prototype, organisation=organisation,
-                                           gate_role=gate_role)
+                                           gate_role=gate_role, bridge=bridge)
+            if bridge is not None:
+                # It never connects itself: no account, and no leftover one.
+                broker_accounts.refuse_foreign(broker, [device_id])
+                broker_accounts.remove_device(broker, device_id)
+                return password
             broker_accounts.add_device(broker, device_id=device_id, profile=profile_name,
                                        password=password)
         return password
 
 
 def add_many(conn: psycopg.Connection, admin_url: str,
-             devices: list[registry.NewDevice]) -> int:
+             devices: list[registry.NewDevice], *, bridge: str | None = None) -> int:
     """Register (id, profile, field, DevEUI, owner) devices and create their broker
     accounts, in one transaction and one broker connection; the passwords are
     not kept anywhere (for devices whose messages arrive through a service
-    account, such as the simulator's fleet). Returns how many."""
+    account, such as the simulator's fleet). Returns how many. ``bridge``:
+    LoRaWAN devices behind that bridge (devices/bridges.py), registered
+    without broker accounts."""
+    if bridge is not None:
+        with conn.transaction():
+            return len(registry.add_devices(conn, devices, bridge=bridge))
     return len(import_devices(conn, admin_url, devices))
 
 

@@ -64,12 +64,14 @@ def check_id(device_id: str) -> None:
 def add_device(conn: psycopg.Connection, *, device_id: str, profile_name: str,
                field_id: str | None = None, owner: str | None = None,
                dev_eui: str | None = None, prototype: bool = False,
-               organisation: str | None = None, gate_role: str | None = None) -> str:
+               organisation: str | None = None, gate_role: str | None = None,
+               bridge: str | None = None) -> str:
     """Register a device with its profile's current version; returns its
     password (shown once, only its hash is kept). ``prototype``: a device
     under test in the sandbox, built by ``organisation`` (docs/sandbox.md).
     ``gate_role``: a water gate's place on its field, supply or drain
-    (docs/water-control.md)."""
+    (docs/water-control.md). ``bridge``: the LoRaWAN bridge whose
+    application its uplinks come through (devices/bridges.py)."""
     check_id(device_id)
     if gate_role is not None and gate_role not in GATE_ROLES:
         raise RegistryError(f"gate role is one of {', '.join(GATE_ROLES)}, not {gate_role!r}")
@@ -91,6 +93,8 @@ def add_device(conn: psycopg.Connection, *, device_id: str, profile_name: str,
                 (device_id, profile_name, version, field_id, owner, dev_eui,
                  hash_password(password), prototype,
                  organisation.strip() if organisation else None, gate_role))
+            if bridge is not None:
+                _set_bridge(conn, [device_id], bridge, dev_euis=[dev_eui])
     except psycopg.errors.UniqueViolation:
         raise RegistryError(f"device {device_id!r} (or its DevEUI) is already registered") \
             from None
@@ -99,7 +103,8 @@ def add_device(conn: psycopg.Connection, *, device_id: str, profile_name: str,
     return password
 
 
-def add_devices(conn: psycopg.Connection, devices: list[NewDevice]) -> list[str]:
+def add_devices(conn: psycopg.Connection, devices: list[NewDevice], *,
+                bridge: str | None = None) -> list[str]:
     """Register many devices in the caller's transaction (one pipelined round
     of inserts); returns their passwords in order (shown once, only their
     hashes are kept). Rows are expected checked (``devices/device_import.py``);
@@ -119,6 +124,9 @@ def add_devices(conn: psycopg.Connection, devices: list[NewDevice]) -> list[str]
             cur.executemany(
                 "INSERT INTO devices (id, profile, profile_version, field_id, owner, dev_eui, "
                 "password_hash) VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
+            if bridge is not None:
+                _set_bridge(conn, [d[0] for d in devices], bridge,
+                            dev_euis=[d[3] for d in devices])
     except psycopg.errors.UniqueViolation as exc:
         raise RegistryError(f"a device id or DevEUI was registered meanwhile "
                             f"({exc.diag.message_detail}); nothing was registered") from None
@@ -128,6 +136,18 @@ def add_devices(conn: psycopg.Connection, devices: list[NewDevice]) -> list[str]
     except psycopg.errors.CheckViolation:
         raise RegistryError("DevEUI must be 16 hexadecimal digits") from None
     return passwords
+
+
+def _set_bridge(conn: psycopg.Connection, ids: list[str], bridge: str, *,
+                dev_euis: list[str | None]) -> None:
+    """Put the devices just inserted behind ``bridge`` (devices/bridges.py)."""
+    from agri.devices import bridges
+
+    try:  # a ChirpStack bridge takes only devices with a DevEUI
+        bridges.check_attachable(conn, bridge, dev_eui=dev_euis[0] if all(dev_euis) else None)
+    except bridges.BridgeError as exc:
+        raise RegistryError(str(exc)) from None
+    conn.execute("UPDATE devices SET bridge = %s WHERE id = ANY(%s)", (bridge, ids))
 
 
 def may_register(conn: psycopg.Connection) -> bool:

@@ -6,7 +6,7 @@ Every topic the platform publishes or subscribes to is built or parsed here.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from agri.devices.profiles import profile as find_profile
@@ -61,6 +61,10 @@ class Route:
     format: Format
     device: str
     dev_eui: bool = False
+    # The LoRaWAN application the uplink came through, as the topic names it:
+    # "app@tenant" or "app" for The Things Stack, the UUID for ChirpStack (not
+    # part of a route's identity: which device and format it is).
+    application: str | None = field(default=None, compare=False)
 
 
 def senml_topic(device_id: str, *, cbor: bool = False) -> str:
@@ -93,13 +97,39 @@ def device_publish_topics(device_id: str, profile: str) -> tuple[str, ...]:
     return (*own, flights_topic(device_id)) if find_profile(profile).flights else own
 
 
+def tts_application(app: str, tenant: str | None) -> str:
+    """How a The Things Stack topic names an application: ``app@tenant`` or ``app``."""
+    return f"{app}@{tenant}" if tenant else app
+
+
 def tts_uplink_topic(*, app: str, tenant: str | None, device_id: str) -> str:
-    app_part = f"{app}@{tenant}" if tenant else app
-    return f"v3/{app_part}/devices/{device_id}/up"
+    return f"v3/{tts_application(app, tenant)}/devices/{device_id}/up"
+
+
+def tts_downlink_topic(*, app: str, tenant: str | None, device_id: str) -> str:
+    return f"v3/{tts_application(app, tenant)}/devices/{device_id}/down/push"
 
 
 def chirpstack_uplink_topic(*, application_id: str, dev_eui: str) -> str:
     return f"application/{application_id}/device/{dev_eui}/event/up"
+
+
+def chirpstack_downlink_topic(*, application_id: str, dev_eui: str) -> str:
+    return f"application/{application_id}/device/{dev_eui}/command/down"
+
+
+# What a LoRaWAN network server bridging one application (devices/bridges.py)
+# may publish (its uplinks) and subscribe to (its downlinks).
+def tts_bridge_filters(app: str, tenant: str | None) -> tuple[str, str]:
+    """(uplink filter, downlink filter) of one The Things Stack application."""
+    return (tts_uplink_topic(app=app, tenant=tenant, device_id="+"),
+            tts_downlink_topic(app=app, tenant=tenant, device_id="+"))
+
+
+def chirpstack_bridge_filters(application_id: str) -> tuple[str, str]:
+    """(uplink filter, downlink filter) of one ChirpStack application."""
+    return (chirpstack_uplink_topic(application_id=application_id, dev_eui="+"),
+            chirpstack_downlink_topic(application_id=application_id, dev_eui="+"))
 
 
 _NATIVE = {"senml": Format.SENML_JSON, "senml-cbor": Format.SENML_CBOR, "events": Format.EVENTS,
@@ -119,14 +149,16 @@ def parse(topic: str) -> Route | None:
             return None
         return Route(fmt, parts[3]) if DEVICE_ID_RE.fullmatch(parts[3]) else None
     if n == 5 and parts[0] == "v3" and parts[2] == "devices" and parts[4] == "up":
-        return Route(Format.TTS_UPLINK, parts[3]) if DEVICE_ID_RE.fullmatch(parts[3]) else None
+        if not DEVICE_ID_RE.fullmatch(parts[3]):
+            return None
+        return Route(Format.TTS_UPLINK, parts[3], application=parts[1])
     if n == 6 and parts[0] == "application" and parts[2] == "device" and parts[4:] == [
         "event", "up"
     ]:
         eui = parts[3].lower()
         if not _EUI_RE.fullmatch(eui):
             return None
-        return Route(Format.CHIRPSTACK_UPLINK, eui, dev_eui=True)
+        return Route(Format.CHIRPSTACK_UPLINK, eui, dev_eui=True, application=parts[1])
     return None
 
 
