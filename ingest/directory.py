@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import psycopg
 
 from agri.devices.profiles import PROFILES, Metric, Profile
+from agri.devices.topics import Format, tts_application
 from agri.ingest.validate import profile_metrics
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ class KnownDevice:
     field_id: str | None = None
     owner: str | None = None
     owner_regions: frozenset[str] = frozenset()  # municipalities its owner serves
+    # (bridge name, format, application as its topics name it) of a LoRaWAN
+    # device behind a bridge (devices/bridges.py); its uplinks come only so.
+    bridge: tuple[str, Format, str] | None = None
 
 
 class Directory:
@@ -73,8 +77,10 @@ class Directory:
                     self._conn = self._connect()
                 rows = self._conn.execute(
                     "SELECT d.id, d.profile, d.revoked_at IS NOT NULL, d.dev_eui, d.field_id, "
-                    "d.owner, coalesce(u.regions, '{}') FROM devices d "
-                    "LEFT JOIN users u ON u.name = d.owner").fetchall()
+                    "d.owner, coalesce(u.regions, '{}'), b.name, b.kind, b.application, "
+                    "b.tenant FROM devices d "
+                    "LEFT JOIN users u ON u.name = d.owner "
+                    "LEFT JOIN lorawan_bridges b ON b.name = d.bridge").fetchall()
                 fields = self._conn.execute(
                     "SELECT id, owner, municipality FROM fields").fetchall()
                 self._conn.rollback()
@@ -88,9 +94,18 @@ class Directory:
                 delay = min(delay * 2, 5.0)
         self._by_id = {
             r[0]: KnownDevice(r[0], PROFILES[r[1]], self._metrics[r[1]], r[2], r[4], r[5],
-                              frozenset(r[6]))
+                              frozenset(r[6]), _bridge(*r[7:11]))
             for r in rows if r[1] in PROFILES
         }
         self._by_eui = {r[3]: r[0] for r in rows if r[3]}
         self._fields = {f: (owner, municipality) for f, owner, municipality in fields}
         self._loaded_at = time.monotonic()
+
+
+def _bridge(name: str | None, kind: str | None, application: str | None,
+            tenant: str | None) -> tuple[str, Format, str] | None:
+    if name is None or application is None:
+        return None
+    if kind == "tts":
+        return name, Format.TTS_UPLINK, tts_application(application, tenant)
+    return name, Format.CHIRPSTACK_UPLINK, application

@@ -24,6 +24,10 @@ READING_FORMATS = {Format.SENML_JSON, Format.SENML_CBOR, Format.TTS_UPLINK,
                    Format.CHIRPSTACK_UPLINK}
 
 
+LORAWAN_FORMATS = {Format.TTS_UPLINK, Format.CHIRPSTACK_UPLINK}
+LORAWAN_NAMES = {Format.TTS_UPLINK: "The Things Stack", Format.CHIRPSTACK_UPLINK: "ChirpStack"}
+
+
 # Numeric record times at or above this are not read at all (an int that large
 # does not fit a float); anything above MILLISECONDS_THRESHOLD is refused anyway.
 TIME_LIMIT = 1e18
@@ -72,6 +76,17 @@ class Pipeline:
             return device_id
         if device.revoked:
             _reject(batch, received, topic, device_id, "device is revoked", payload)
+            return device_id
+        if device.bridge is not None and route.format in LORAWAN_FORMATS and \
+                device.bridge[1:] != (route.format, route.application):
+            name, fmt, application = device.bridge
+            _reject(batch, received, topic, device_id,
+                    f"wrong LoRaWAN application: device {device.id!r} belongs to "
+                    f"{LORAWAN_NAMES[fmt]} application {application!r} (bridge {name!r}), "
+                    f"this uplink came through {LORAWAN_NAMES[route.format]} application "
+                    f"{route.application!r}: attach the device to that application's bridge "
+                    f"(agri bridges attach), or move it to its own application in the "
+                    f"network server", payload)
             return device_id
         if route.format is not Format.FLIGHTS and route.format not in device.profile.formats:
             # (flight records from other devices get their own reason below)

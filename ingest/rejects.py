@@ -70,6 +70,7 @@ REASON_CODES: dict[str, str] = {
                         r"must be an object of metric: value|'.*': value must be a number "
                         r"or boolean)"),
     "lorawan-time": r"uplink has no (?:received_at )?time",
+    "wrong-application": r"wrong LoRaWAN application: ",
     "event-type": r'a device event needs a "type"',
     "receipt-request": r'(?:a receipt request needs "times"|receipt time .* is not seconds)',
     "not-a-json-object": r"a (?:device event|flight record) is a JSON object",
