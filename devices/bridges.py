@@ -236,3 +236,10 @@ def bridged_devices(conn: psycopg.Connection) -> set[str]:
     """Ids of the devices behind a bridge (no broker account of their own)."""
     return {r[0] for r in conn.execute("SELECT id FROM devices WHERE bridge IS NOT NULL")}
 
+
+
+def active_hashes(conn: psycopg.Connection) -> list[tuple[Bridge, str]]:
+    """The active bridges with their password hashes (for ``agri broker export``)."""
+    rows = conn.execute(f"SELECT {COLUMNS}, password_hash FROM lorawan_bridges "
+                        "WHERE revoked_at IS NULL ORDER BY name").fetchall()
+    return [(Bridge(*r[:-1]), r[-1]) for r in rows]

@@ -382,8 +382,9 @@ ADMIN_ROLE_ACLS = (
 
 def export_file(conn: psycopg.Connection, *, admin_user: str, admin_password: str) -> dict:
     """The dynamic security plugin's file for a broker built from nothing:
-    the admin account, the service accounts and every active device with the
-    password hash the registry keeps (the plugin and the registry use the same
+    the admin account, the service accounts, the active LoRaWAN bridges
+    (devices/bridges.py) and every active device with the password hash the
+    registry keeps (the plugin and the registry use the same
     PBKDF2-SHA512 scheme), so devices keep their passwords. Start the broker
     with this file in place of the one ``mosquitto_ctrl dynsec init`` makes."""
     from agri.devices import registry, rotation
@@ -402,7 +403,15 @@ def export_file(conn: psycopg.Connection, *, admin_user: str, admin_password: st
         clients.append({**client(account, hash_password(password), [account]),
                         "textdescription": f"{MANAGED}; key {_fingerprint(password)}"})
         roles.append({"rolename": account, "textdescription": MANAGED, "acls": list(acls)})
-    live = rotation.live_hashes(conn)
+    from agri.devices import bridges
+
+    for bridge, stored in bridges.active_hashes(conn):
+        clients.append(client(bridge.username, stored, [bridge.username],
+                              clientid=bridge.username))
+        roles.append({"rolename": bridge.username, "textdescription": MANAGED,
+                      "acls": list(bridges.bridge_acls(bridge))})
+    bridged = bridges.bridged_devices(conn)  # no account of their own
+    live = {u: v for u, v in rotation.live_hashes(conn).items() if v[0] not in bridged}
     with_credential = {device_id for device_id, _ in live.values()}
     for username, (device_id, stored) in sorted(live.items()):
         clients.append(client(username, stored, [_device_role(device_id)], clientid=device_id))
