@@ -452,3 +452,18 @@ def test_a_broker_rebuilt_from_the_export_keeps_its_bridges(platform, capsys):
     finally:
         broker.stop()
         shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_the_text_output_shows_the_credentials_once_and_the_topics(platform, capsys):
+    assert _run(platform, "add", "br-text", "--kind", "tts", "--application", "text-app",
+                "--tenant", "ttn") == 0
+    out = capsys.readouterr().out
+    password = platform.sql("SELECT password_hash FROM lorawan_bridges WHERE name = 'br-text'")
+    assert "MQTT username and client id: agri-bridge-br-text" in out
+    assert "MQTT password: " in out and "shown once" in out
+    assert "may publish uplinks to v3/text-app@ttn/devices/+/up" in out
+    assert "may subscribe to downlinks on v3/text-app@ttn/devices/+/down/push" in out
+    assert password[0][0] not in out
+    assert _run(platform, "list") == 0
+    line = next(r for r in capsys.readouterr().out.splitlines() if r.startswith("br-text "))
+    assert line.split() == ["br-text", "tts", "text-app@ttn", "active", "0", "devices"]
