@@ -591,10 +591,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from agri.alerts.cli import register as register_alerts
     from agri.analytics.cli import register as register_analytics
+    from agri.devices.bridge_cli import register as register_bridges
     from agri.simulator.cli import register
     from agri.water.cli import register as register_water
 
     register_analytics(sub)
+    register_bridges(sub)
     register_alerts(sub)
     register_water(sub)
     register(sub)

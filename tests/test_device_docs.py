@@ -265,6 +265,7 @@ REASON_SITES = {
     "ingest/writer.py": ("reason =", "reject tuple"),
     "ingest/rejects.py": ("reason =",),
     "devices/commands.py": ("raise AckError",),  # a device's answers (CommandError: the API's)
+    "devices/receipts.py": ("raise",),  # delivery receipt requests
 }
 SAMPLES = {"label": "bn", "name": "water_level", "what": "device event", "where": "object"}
 
