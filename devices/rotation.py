@@ -105,12 +105,17 @@ def rotate(conn: psycopg.Connection, admin_url: str, device_id: str, *,
     with DynSec(admin_url) as broker, conn.transaction():
         row = conn.execute(
             "SELECT profile, coalesce(mqtt_username, id), password_hash, previous_username, "
-            "revoked_at FROM devices WHERE id = %s FOR UPDATE", (device_id,)).fetchone()
+            "revoked_at, bridge FROM devices WHERE id = %s FOR UPDATE", (device_id,)).fetchone()
         if row is None:
             raise registry.RegistryError(f"no device {device_id!r}")
-        profile, username, stored, previous, revoked_at = row
+        profile, username, stored, previous, revoked_at, bridge = row
         if revoked_at is not None:
             raise registry.RegistryError(f"device {device_id!r} is revoked; register a new one")
+        if bridge is not None:
+            raise registry.RegistryError(
+                f"device {device_id!r} talks through the LoRaWAN bridge {bridge!r} and has no "
+                f"broker account of its own: rotate the network server's keys, or give the "
+                f"bridge a new account (agri bridges revoke, then add)")
         password = new_password()
         if not overlap:
             conn.execute("UPDATE devices SET password_hash = %s, previous_username = NULL, "

@@ -365,6 +365,10 @@ def test_attach_checks_the_bridge_and_removes_the_devices_own_account(platform, 
     assert "v3/att-app/devices/+/up" in capsys.readouterr().out
     assert _connect_code(platform.device_url("br-att-1", password), "br-att-1") in (134, 135)
     assert platform.sql("SELECT bridge FROM devices WHERE id = 'br-att-1'") == [("br-att-tts",)]
+    # A device behind a bridge gets no password of its own by rotation either.
+    rotated = platform.cli("devices", "rotate", "br-att-1", check=False)
+    assert rotated.returncode == 2 and "LoRaWAN bridge 'br-att-tts'" in rotated.stderr
+    assert _connect_code(platform.device_url("br-att-1", password), "br-att-1") in (134, 135)
 
 
 def test_many_devices_behind_a_bridge(platform, capsys):
