@@ -135,8 +135,8 @@ def _publish(address, plan: list[tuple[str, float, bool]], *, start: float, inte
 
 
 def _smtp(home: Path):
-    """The SMTP server process the tests use, accepting every message."""
-    from tests.fix_smtp import start_server  # the same aiosmtpd server process
+    """A real SMTP server process (aiosmtpd) accepting every message."""
+    from agri.deploy.smtp_sink import start_server
 
     return start_server(home / "smtp")
 
