@@ -25,15 +25,10 @@ def register(subparsers) -> None:
 
 
 def cmd_serve(args, settings: Settings) -> int:
-    import signal
-    import threading
-
     from agri.alerts import service
+    from agri.signals import stop_on_signals
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    service.serve(settings, stop)
+    service.serve(settings, stop_on_signals())
     return 0
 
 

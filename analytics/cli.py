@@ -99,15 +99,10 @@ def cmd_run(args, settings: Settings) -> int:
 
 
 def cmd_serve(args, settings: Settings) -> int:
-    import signal
-    import threading
-
     from agri.analytics import jobs
+    from agri.signals import stop_on_signals
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    jobs.serve(settings.db_url("analytics"), stop=stop,
+    jobs.serve(settings.db_url("analytics"), stop=stop_on_signals(),
                poll_s=args.poll if args.poll is not None else jobs.POLL_S)
     return 0
 

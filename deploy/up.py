@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from agri.deploy import servers
 from agri.deploy.stack import EmbeddedStack
 from agri.settings import Settings
+from agri.signals import stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +77,7 @@ class Child:
 
 def run_up(settings: Settings, *, simulate: bool, api_port: int | None,
            tls: bool = False) -> int:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     base = {k: v for k, v in os.environ.items()
             if k not in ("AGRI_DATABASE_URL", "AGRI_MQTT_URL")}
     base["AGRI_HOME"] = str(settings.home.resolve())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import threading
 from dataclasses import fields
 from datetime import date
@@ -278,10 +277,9 @@ def _records(args) -> dict:
 
 
 def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
+    from agri.signals import stop_on_signals
+
+    return stop_on_signals()
 
 
 def cmd_weather(args, settings: Settings) -> int:

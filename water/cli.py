@@ -3,9 +3,7 @@ its decision log (docs/water-control.md)."""
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 
 import orjson
 import psycopg
@@ -42,12 +40,10 @@ def register(subparsers) -> None:
 
 
 def cmd_serve(args, settings: Settings) -> int:
+    from agri.signals import stop_on_signals
     from agri.water import service
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    service.serve(settings, stop, poll_s=args.poll or service.POLL_S)
+    service.serve(settings, stop_on_signals(), poll_s=args.poll or service.POLL_S)
     return 0
 
 
