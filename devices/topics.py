@@ -26,13 +26,19 @@ class Format(StrEnum):
     CHIRPSTACK_UPLINK = "chirpstack-uplink"
 
 
-# Subscriptions of ingest (without the shared-subscription prefix).
+# Subscriptions of ingest (without the shared-subscription prefix). One filter a
+# format, never agri/v1/devices/+/+: that one also matched the command topics,
+# so every command ingest published came back to ingest as a reject.
 INGEST_FILTERS: tuple[str, ...] = (
-    "agri/v1/devices/+/+",
+    *(f"agri/v1/devices/+/{f.value}" for f in (Format.SENML_JSON, Format.SENML_CBOR,
+                                              Format.EVENTS, Format.ACKS)),
     "agri/v1/drones/+/flights",
     "v3/+/devices/+/up",
     "application/+/device/+/event/up",
 )
+# Filters of earlier versions that a worker's persistent session may still hold;
+# dropped when it connects.
+FORMER_INGEST_FILTERS: tuple[str, ...] = ("agri/v1/devices/+/+",)
 
 
 # What ingest publishes: commands to devices (devices/commands.py).

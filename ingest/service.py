@@ -26,7 +26,12 @@ from paho.mqtt.properties import Properties
 from agri import mqtt
 from agri.db import connect
 from agri.devices import commands, receipts
-from agri.devices.topics import INGEST_FILTERS, commands_topic, shared
+from agri.devices.topics import (
+    FORMER_INGEST_FILTERS,
+    INGEST_FILTERS,
+    commands_topic,
+    shared,
+)
 from agri.ingest import maintenance
 from agri.ingest.batch import Batch
 from agri.ingest.directory import Directory
@@ -143,6 +148,7 @@ class IngestService:
             # session; what it already holds is delivered and drained.
             client.unsubscribe([shared(f) for f in INGEST_FILTERS])
             return
+        client.unsubscribe([shared(f) for f in FORMER_INGEST_FILTERS])
         client.subscribe([(shared(f), 1) for f in INGEST_FILTERS] +
                          [(t, 0) for t in SYS_TOPICS])
 
