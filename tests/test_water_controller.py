@@ -135,7 +135,8 @@ def test_an_override_wins_until_the_mode_is_set_again():
 def test_the_same_position_is_not_sent_again_while_its_command_is_open():
     for status in ("queued", "sent", "accepted", "done"):
         pending = replace(SUPPLY, command_id=5, commanded_position=100.0, command_status=status,
-                          commanded_at=NOW - timedelta(minutes=1))
+                          commanded_at=NOW - timedelta(minutes=1),
+                          reported_at=NOW - timedelta(minutes=2))
         assert decide(field(level_m=0.0, gates=(pending, DRAIN)), NOW) == [], status
     refused = replace(SUPPLY, command_id=5, commanded_position=100.0, command_status="rejected",
                       commanded_at=NOW - timedelta(minutes=1))
@@ -143,6 +144,25 @@ def test_the_same_position_is_not_sent_again_while_its_command_is_open():
     later = NOW + ctl.RETRY_AFTER
     assert commands(decide(field(level_m=0.0, level_at=later, gates=(refused, DRAIN)),
                            later)) == {"g-supply": 100.0}
+
+
+def test_a_lost_or_false_done_command_is_sent_again():
+    # Accepted and never done: after ANSWER_WAIT the gate is where it reported.
+    hung = replace(SUPPLY, command_id=5, commanded_position=100.0, command_status="accepted",
+                   commanded_at=NOW - ctl.ANSWER_WAIT + timedelta(minutes=1),
+                   reported_at=NOW - ctl.ANSWER_WAIT)
+    assert decide(field(level_m=0.0, gates=(hung, DRAIN)), NOW) == []
+    later = NOW + timedelta(minutes=2)
+    assert commands(decide(field(level_m=0.0, level_at=later, gates=(hung, DRAIN)),
+                           later)) == {"g-supply": 100.0}
+    # Done, then the gate reported it had not moved: sent again.
+    stayed = replace(SUPPLY, command_id=5, commanded_position=100.0, command_status="done",
+                     commanded_at=NOW - timedelta(minutes=5), reported_position=0.0,
+                     reported_at=NOW - timedelta(minutes=4))
+    assert commands(decide(field(level_m=0.0, gates=(stayed, DRAIN)), NOW)) == {
+        "g-supply": 100.0}
+    moved = replace(stayed, reported_position=100.0)
+    assert decide(field(level_m=0.0, gates=(moved, DRAIN)), NOW) == []
 
 
 def test_schedule_opens_inside_the_local_windows_and_closes_outside():

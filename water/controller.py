@@ -27,7 +27,9 @@ Safety, before anything else:
   open one is closed then;
 - a position already commanded is not sent again while its command is
   unanswered or done; a command the gate refused or let expire is tried
-  again after ``RETRY_AFTER``.
+  again after ``RETRY_AFTER``, one it left unanswered for ``ANSWER_WAIT``
+  at once, and a gate that reported another position after answering done
+  is taken to be where it reported.
 
 A hold-back is a decision too: it is logged once per condition (not again
 while the latest log row for the same field or gate says the same).
@@ -50,10 +52,14 @@ DRAIN_CLOSE_AT_SHARE = 0.60  # an open drain closes at low + this share of the w
 STALE_AFTER = timedelta(minutes=45)  # a level reading older than this is not acted on
 MAX_OPEN_REST = timedelta(hours=1)  # hold: a supply closed for max_open_h stays closed
 RETRY_AFTER = timedelta(minutes=10)  # a refused or expired command is tried again after
+# A command neither done nor refused this long after it was decided is taken for
+# lost (a gate that hung after accepting it): the gate is where it last reported.
+ANSWER_WAIT = timedelta(minutes=30)
 OPEN_POSITION = 100.0  # % the automatic modes open a gate to
 CLOSED_POSITION = 0.0
 MAX_WINDOWS = 8  # schedule windows per field
 ANSWERED_OK = ("queued", "sent", "accepted", "done")  # the gate is (getting) there
+PENDING = ("queued", "sent", "accepted")
 FAILED = ("rejected", "expired")
 
 MODES = ("manual", "schedule", "hold")
@@ -149,10 +155,24 @@ class Gate:
     @property
     def position(self) -> float | None:
         """Where the gate is, or is on its way to: the commanded position
-        unless that command failed, else the reported one (None: unknown)."""
+        unless that command failed, or the gate reported otherwise after it was
+        done (a gate that said done and did not move); else the reported one
+        (None: unknown)."""
         if self.command_status in ANSWERED_OK and self.commanded_position is not None:
+            if (self.command_status == "done" and self.reported_position is not None
+                    and self.reported_at is not None and self.commanded_at is not None
+                    and self.reported_at >= self.commanded_at):
+                return self.reported_position
             return self.commanded_position
         return self.reported_position
+
+    def where(self, now: datetime) -> float | None:
+        """:attr:`position` at ``now``: a command still unanswered after
+        ANSWER_WAIT does not count (the gate is where it last reported)."""
+        if (self.command_status in PENDING and self.commanded_at is not None
+                and now - self.commanded_at > ANSWER_WAIT):
+            return self.reported_position
+        return self.position
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +240,7 @@ def decide(field: FieldState, now: datetime) -> list[Decision]:
     out: list[Decision] = []
     closing = set()
     for g in supply:
-        opened = g.position is not None and g.position > CLOSED_POSITION
+        opened = g.where(now) is not None and g.where(now) > CLOSED_POSITION
         if opened and g.open_since is not None and \
                 now - g.open_since >= timedelta(hours=field.max_open_h):
             out += _command(field, g, CLOSED_POSITION, "max-open",
@@ -302,7 +322,7 @@ def _hold(field: FieldState, supply: list[Gate], drain: list[Gate],
             if want is not None:
                 out += _command(field, g, want, code, why, now)
             continue
-        if g.position is None or g.position > CLOSED_POSITION:
+        if g.where(now) is None or g.where(now) > CLOSED_POSITION:
             out += _command(field, g, CLOSED_POSITION, "deep-water",
                             f"the drain stays closed: {why_deep}", now)
         if want == OPEN_POSITION:
@@ -328,7 +348,7 @@ def _command(field: FieldState, gate: Gate, position: float, code: str, reason: 
              now: datetime) -> list[Decision]:
     """Set ``gate`` to ``position`` unless it is (getting) there; a failed
     command for the same position is tried again only after RETRY_AFTER."""
-    if gate.position == position:
+    if gate.where(now) == position:
         return []
     if (gate.command_status in FAILED and gate.commanded_position == position
             and gate.commanded_at is not None and now - gate.commanded_at < RETRY_AFTER):
