@@ -52,8 +52,9 @@ def add_field(platform, field_id: str, owner: str, *, municipality: str = "Aomor
 
 def add_device(platform, device_id: str, field_id: str | None, profile: str = "paddy-water",
                owner: str | None = None) -> str:
-    ex(platform, "INSERT INTO devices (id, profile, field_id, owner, password_hash) "
-                 "VALUES (%s, %s, %s, %s, 'x')", (device_id, profile, field_id, owner))
+    # Registered as operators do (with its broker account): the shared broker
+    # and registry must agree for the tests that sync or export them.
+    platform.add_device(device_id, profile, field_id=field_id, owner=owner)
     return device_id
 
 

@@ -153,16 +153,21 @@ def test_survives_smtp_down_and_a_bad_row(platform, world):
     w = world
     from agri.deploy.servers import free_port
 
-    with running(platform, smtp_url=f"smtp://127.0.0.1:{free_port()}") as thread:
-        t = datetime.now(UTC)
-        # A reading the rules cannot place (NaN level) and one they can.
-        write(platform, w["dev"], "water_level", [(t, float("nan"))])
-        write(platform, w["dev"], "water_level", [(t + timedelta(seconds=1), -0.02)])
-        wait_for(lambda: platform.sql(
-            "SELECT count(*) FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id "
-            "WHERE a.device_id = %s AND d.attempts >= 1", (w["dev"],))[0][0] >= 3,
-            timeout=20, what="first attempts")
-        assert thread.is_alive()
+    try:
+        with running(platform, smtp_url=f"smtp://127.0.0.1:{free_port()}") as thread:
+            t = datetime.now(UTC)
+            # A reading the rules cannot place (NaN level) and one they can.
+            write(platform, w["dev"], "water_level", [(t, float("nan"))])
+            write(platform, w["dev"], "water_level", [(t + timedelta(seconds=1), -0.02)])
+            wait_for(lambda: platform.sql(
+                "SELECT count(*) FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id "
+                "WHERE a.device_id = %s AND d.attempts >= 1", (w["dev"],))[0][0] >= 3,
+                timeout=20, what="first attempts")
+            assert thread.is_alive()
+    finally:
+        # Ingest never stores NaN: the shared database must not keep it for later tests.
+        ex(platform, "DELETE FROM readings WHERE device_id = %s AND value = 'NaN'",
+           (w["dev"],))
     rows = platform.sql("SELECT d.status, d.attempts, d.error, d.not_before > now() "
                         "FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id "
                         "WHERE a.device_id = %s", (w["dev"],))
