@@ -274,7 +274,6 @@ def test_a_broker_rebuilt_from_the_export_keeps_every_device(platform):
     import tempfile
     from pathlib import Path
 
-    from agri.deploy import servers
 
     tmp_path = Path(tempfile.mkdtemp(prefix="agri-rebuilt-", dir=platform.home.parent))
     tmp_path.chmod(0o755)
@@ -285,16 +284,7 @@ def test_a_broker_rebuilt_from_the_export_keeps_every_device(platform):
     assert "devices with their stored password hashes" in platform.cli(
         "broker", "export", "--out", str(out)).stdout
     assert oct(out.stat().st_mode & 0o777) == "0o600"
-    base = tmp_path / "rebuilt"
-    base.mkdir()
-    base.chmod(0o755)
-    broker = servers.Mosquitto(base / "mosquitto", servers.free_port(), base / "run")
-    (base / "mosquitto").mkdir()
-    servers.give_to_service(base / "mosquitto", mode=0o700)
-    shutil.copy(out, broker.dynsec_file)
-    servers.give_to_service(broker.dynsec_file, mode=0o600)
-    broker.prepare(admin_user="agri-admin", admin_password="unused: the file exists")
-    broker.start()
+    broker = rebuilt_broker(tmp_path, out)
     try:
         url = f"mqtt://acl-rebuilt:{keep}@127.0.0.1:{broker.port}"
         assert not _connect_result(url).is_failure
@@ -332,3 +322,23 @@ def test_a_device_cannot_take_the_name_of_a_broker_account(platform):
         f"mqtt://acl-bridge:pw-bridge@127.0.0.1:{platform.stack.state.mqtt_port}").is_failure
     with DynSec(platform.admin_url()) as broker:  # the admin still manages the broker
         broker.run({"command": "deleteClient", "username": "acl-bridge"})
+
+
+def rebuilt_broker(tmp_path, export_file):
+    """A new Mosquitto started on ``export_file`` (agri broker export), as an
+    operator rebuilds a broker from nothing; the caller stops it."""
+    import shutil
+
+    from agri.deploy import servers
+
+    base = tmp_path / "rebuilt"
+    base.mkdir()
+    base.chmod(0o755)
+    broker = servers.Mosquitto(base / "mosquitto", servers.free_port(), base / "run")
+    (base / "mosquitto").mkdir()
+    servers.give_to_service(base / "mosquitto", mode=0o700)
+    shutil.copy(export_file, broker.dynsec_file)
+    servers.give_to_service(broker.dynsec_file, mode=0o600)
+    broker.prepare(admin_user="agri-admin", admin_password="unused: the file exists")
+    broker.start()
+    return broker

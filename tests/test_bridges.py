@@ -21,6 +21,7 @@ from agri.devices.dynsec import DynSec, role_acls
 from agri.ingest import rejects
 from agri.settings import Settings
 from tests.fix_stack import publisher, wait_for
+from tests.test_acl import rebuilt_broker
 
 CS_APP = "6f1d3a52-0c4b-4e8a-9d3e-2b7c1a9e5f01"
 CS_OTHER = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -415,7 +416,6 @@ def test_a_broker_rebuilt_from_the_export_keeps_its_bridges(platform, capsys):
     import tempfile
     from pathlib import Path
 
-    from agri.deploy import servers
 
     bridge = _add(platform, capsys, "br-export", "tts", "export-app", "ttn")
     gone = _add(platform, capsys, "br-export-gone", "tts", "export-gone")
@@ -429,16 +429,7 @@ def test_a_broker_rebuilt_from_the_export_keeps_its_bridges(platform, capsys):
     names = {c["username"] for c in content["clients"]}
     assert bridge["username"] in names
     assert not {gone["username"], "br-export-1", "br-export-1.b"} & names
-    base = tmp_path / "rebuilt"
-    base.mkdir()
-    base.chmod(0o755)
-    broker = servers.Mosquitto(base / "mosquitto", servers.free_port(), base / "run")
-    (base / "mosquitto").mkdir()
-    servers.give_to_service(base / "mosquitto", mode=0o700)
-    shutil.copy(out, broker.dynsec_file)
-    servers.give_to_service(broker.dynsec_file, mode=0o600)
-    broker.prepare(admin_user="agri-admin", admin_password="unused: the file exists")
-    broker.start()
+    broker = rebuilt_broker(tmp_path, out)
     try:
         url = f"mqtt://{bridge['username']}:{bridge['password']}@127.0.0.1:{broker.port}"
         assert _connect_code(url, "someone-else") == 135  # still bound to its client id
