@@ -190,13 +190,21 @@ def parse_time(text: Any) -> float:
     return stamp.timestamp()
 
 
-def _object_records(obj: Any, *, t: float, where: str) -> tuple[list[Record], list[RecordError]]:
+# In a LoRaWAN uplink's decoded payload: the device's answer to a command
+# (devices/downlinks.py), not a metric.
+ACK_KEY = "ack"
+
+
+def _object_records(obj: Any, *, t: float, where: str,
+                    acks: list | None) -> tuple[list[Record], list[RecordError]]:
     if not isinstance(obj, dict):
         raise DecodeError(f"{where} must be an object of metric: value")
     records: list[Record] = []
     errors: list[RecordError] = []
     for i, (name, value) in enumerate(obj.items()):
-        if type(value) is bool:
+        if name == ACK_KEY and acks is not None:
+            acks.append(value)
+        elif type(value) is bool:
             records.append((name, None, value, t))
         elif _number(value):
             number = _finite_float(value)
@@ -232,9 +240,11 @@ def _radio_records(entries: Any, *, t: float, rssi_keys: tuple[str, ...]) -> lis
     return out
 
 
-def decode_tts_uplink(payload: bytes, *, device_id: str) -> tuple[list[Record], list[RecordError]]:
+def decode_tts_uplink(payload: bytes, *, device_id: str, acks: list | None = None
+                      ) -> tuple[list[Record], list[RecordError]]:
     """The Things Stack v3 uplink: metrics from ``uplink_message.decoded_payload``,
-    timed by the network server's ``received_at``."""
+    timed by the network server's ``received_at``; an answer to a command
+    there (:data:`ACK_KEY`) goes to ``acks`` when given."""
     msg = loads_json(payload)
     if not isinstance(msg, dict) or not isinstance(msg.get("uplink_message"), dict):
         raise DecodeError("not a The Things Stack uplink: no uplink_message object")
@@ -253,15 +263,17 @@ def decode_tts_uplink(payload: bytes, *, device_id: str) -> tuple[list[Record], 
     if stamp is None:
         raise DecodeError("uplink has no received_at time")
     t = parse_time(stamp)
-    records, errors = _object_records(up["decoded_payload"], t=t,
+    records, errors = _object_records(up["decoded_payload"], t=t, acks=acks,
                                       where="uplink_message.decoded_payload")
     return records + _radio_records(up.get("rx_metadata"), t=t,
                                     rssi_keys=("rssi", "channel_rssi")), errors
 
 
-def decode_chirpstack_uplink(payload: bytes, *, dev_eui: str
+def decode_chirpstack_uplink(payload: bytes, *, dev_eui: str, acks: list | None = None
                              ) -> tuple[list[Record], list[RecordError]]:
-    """ChirpStack v4 uplink event (JSON): metrics from ``object``, timed by ``time``."""
+    """ChirpStack v4 uplink event (JSON): metrics from ``object``, timed by
+    ``time``; an answer to a command there (:data:`ACK_KEY`) goes to ``acks``
+    when given."""
     msg = loads_json(payload)
     if not isinstance(msg, dict) or not isinstance(msg.get("deviceInfo"), dict):
         raise DecodeError("not a ChirpStack uplink event: no deviceInfo object")
@@ -274,5 +286,5 @@ def decode_chirpstack_uplink(payload: bytes, *, dev_eui: str
     if "time" not in msg:
         raise DecodeError("uplink has no time")
     t = parse_time(msg["time"])
-    records, errors = _object_records(msg["object"], t=t, where="object")
+    records, errors = _object_records(msg["object"], t=t, where="object", acks=acks)
     return records + _radio_records(msg.get("rxInfo"), t=t, rssi_keys=("rssi",)), errors

@@ -10,6 +10,11 @@ and never sent again. The device answers on its acks topic with
 ``{"id", "status": "accepted" | "rejected" | "done", "reason"}``, which
 ingest records with :class:`CommandLog`: only for a command of the device
 whose topic the answer came on.
+
+A device behind a LoRaWAN bridge gets the same object as a downlink through
+its bridge's network server (devices/downlinks.py), again every
+:data:`LORAWAN_RESEND_S` only (it receives downlinks after its uplinks), and
+answers in an uplink.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from datetime import UTC, datetime
 import orjson
 import psycopg
 
-from agri.devices import topics
+from agri.devices import downlinks, topics
 from agri.devices.profiles import Profile
+from agri.devices.profiles import profile as find_profile
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +44,9 @@ ANSWERED_FROM: Mapping[str, tuple[str, ...]] = {
     "accepted": OPEN, "rejected": (*OPEN, "accepted"), "done": (*OPEN, "accepted")}
 
 RESEND_S = 10.0  # an unanswered command is published again this often
+# ... and to a LoRaWAN device: its network server keeps the downlink queued
+# until the device's next uplink, so a resend sooner only fills that queue.
+LORAWAN_RESEND_S = 600.0
 POLL_S = 1.0  # how often the sender looks for commands to send, notified or not
 NOTIFY_CHANNEL = "device_commands"  # a queued command is notified here (migration 021)
 SEND_LIMIT = 100  # commands published per round
@@ -93,10 +102,14 @@ def iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def command_object(command_id: int, name: str, args: Mapping, expires_at: datetime) -> dict:
+    """A command as a device receives it, on its command topic or in a downlink."""
+    return {"id": command_id, "name": name, "args": dict(args), "expires_at": iso(expires_at)}
+
+
 def message(command_id: int, name: str, args: Mapping, expires_at: datetime) -> bytes:
     """A command as published on the device's command topic."""
-    return orjson.dumps({"id": command_id, "name": name, "args": dict(args),
-                         "expires_at": iso(expires_at)})
+    return orjson.dumps(command_object(command_id, name, args, expires_at))
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +128,11 @@ def parse_ack(payload: bytes) -> Ack:
     except orjson.JSONDecodeError:
         raise AckError("an answer to a command is a JSON object "
                        "{\"id\", \"status\", \"reason\"}: malformed JSON") from None
+    return ack_of(body)
+
+
+def ack_of(body: object) -> Ack:
+    """The answer that ``body`` (decoded JSON) is; raises AckError naming what is wrong."""
     if not isinstance(body, dict):
         raise AckError("an answer to a command is a JSON object {\"id\", \"status\", \"reason\"}")
     unknown = sorted(set(body) - {"id", "status", "reason"})
@@ -195,19 +213,24 @@ class CommandLog:
 # -- sending ---------------------------------------------------------------------------
 _EXPIRE = """UPDATE device_commands c SET status = 'expired',
     reason = CASE WHEN c.expires_at <= now() THEN 'no answer before it expired'
-             ELSE 'the device was revoked' END
-FROM devices d
+                  WHEN d.revoked_at IS NOT NULL THEN 'the device was revoked'
+                  ELSE 'the device''s LoRaWAN bridge was revoked' END
+FROM devices d LEFT JOIN lorawan_bridges b ON b.name = d.bridge
 WHERE d.id = c.device_id AND c.status IN ('queued', 'sent')
-  AND (c.expires_at <= now() OR d.revoked_at IS NOT NULL)
+  AND (c.expires_at <= now() OR d.revoked_at IS NOT NULL OR b.revoked_at IS NOT NULL)
 RETURNING c.id"""
 
-_DUE = """SELECT id, device_id, name, args, expires_at,
-    extract(epoch FROM expires_at - now())::float8
-FROM device_commands
-WHERE status IN ('queued', 'sent') AND expires_at > now()
-  AND (sent_at IS NULL OR sent_at <= now() - make_interval(secs => %(resend)s))
-ORDER BY id LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED"""
+_DUE = """SELECT c.id, c.device_id, c.name, c.args, c.expires_at,
+    extract(epoch FROM c.expires_at - now())::float8, d.profile, d.dev_eui,
+    b.kind, b.application, b.tenant
+FROM device_commands c
+JOIN devices d ON d.id = c.device_id
+LEFT JOIN lorawan_bridges b ON b.name = d.bridge
+WHERE c.status IN ('queued', 'sent') AND c.expires_at > now()
+  AND (c.sent_at IS NULL OR c.sent_at <= now() - make_interval(
+       secs => CASE WHEN d.bridge IS NULL THEN %(resend)s ELSE %(lorawan_resend)s END))
+ORDER BY c.id LIMIT %(limit)s
+FOR UPDATE OF c SKIP LOCKED"""
 
 _SENT = """UPDATE device_commands SET sent_at = now(), attempts = attempts + 1,
     status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END
@@ -217,6 +240,18 @@ WHERE id = ANY(%s)"""
 Publish = Callable[[str, bytes, float], bool]
 
 
+def _addressed(command_id: int, device_id: str, command: dict, profile: str,
+               dev_eui: str | None, kind: str | None, application: str | None,
+               tenant: str | None) -> tuple[str, bytes]:
+    """(topic, payload) of a command: on the device's own command topic, or
+    as a downlink through its bridge."""
+    if kind is None:
+        return topics.commands_topic(device_id), orjson.dumps(command)
+    return downlinks.downlink(downlinks.Route(kind, application, tenant), device_id=device_id,
+                              dev_eui=dev_eui, port=find_profile(profile).downlink_port,
+                              command_id=command_id, command=command)
+
+
 class Sender:
     """Publishes queued commands, resends unanswered ones every ``resend_s``
     and expires those past ``expires_at`` (and those of revoked devices).
@@ -224,10 +259,12 @@ class Sender:
     sending it (SKIP LOCKED), so each round sends it once."""
 
     def __init__(self, connect: Callable[[], psycopg.Connection], publish: Publish, *,
-                 resend_s: float = RESEND_S, poll_s: float = POLL_S) -> None:
+                 resend_s: float = RESEND_S, lorawan_resend_s: float = LORAWAN_RESEND_S,
+                 poll_s: float = POLL_S) -> None:
         self._connect = connect
         self._publish = publish
         self.resend_s = resend_s
+        self.lorawan_resend_s = lorawan_resend_s
         self.poll_s = poll_s
         self._conn: psycopg.Connection | None = None
         self._listen: psycopg.Connection | None = None
@@ -240,11 +277,14 @@ class Sender:
         with conn.transaction():
             expired = len(conn.execute(_EXPIRE).fetchall())
         with conn.transaction():
-            due = conn.execute(_DUE, {"resend": self.resend_s, "limit": SEND_LIMIT}).fetchall()
+            due = conn.execute(_DUE, {"resend": self.resend_s, "limit": SEND_LIMIT,
+                                      "lorawan_resend": self.lorawan_resend_s}).fetchall()
             sent = []
-            for command_id, device_id, name, args, expires_at, left_s in due:
-                if not self._publish(topics.commands_topic(device_id),
-                                     message(command_id, name, args, expires_at), left_s):
+            for command_id, device_id, name, args, expires_at, left_s, *device in due:
+                topic, payload = _addressed(command_id, device_id,
+                                            command_object(command_id, name, args, expires_at),
+                                            *device)
+                if not self._publish(topic, payload, left_s):
                     break  # the broker is away: the rest waits for the next round
                 sent.append(command_id)
             if sent:

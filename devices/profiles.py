@@ -89,8 +89,7 @@ class Argument:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A command a device accepts, with its arguments. Declared only: the
-    platform does not send commands yet."""
+    """A command a device accepts, with its arguments (devices/commands.py)."""
 
     name: str
     args: Mapping[str, Argument] = field(default_factory=dict)
@@ -102,6 +101,11 @@ class Command:
 FORMATS = ("senml", "senml-cbor", "events", "acks", "flights", "tts-uplink",
            "chirpstack-uplink")
 DEVICE_FORMATS = ("senml", "senml-cbor", "events", "acks", "tts-uplink", "chirpstack-uplink")
+# The LoRaWAN FPort commands go out on, as a downlink through the device's
+# bridge, unless its profile names another (``downlink_port``); 1 to 223 are
+# the application's ports (LoRaWAN 1.0.4, section 4.3.2).
+DOWNLINK_PORT = 10
+DOWNLINK_PORTS = range(1, 224)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +116,8 @@ class Profile:
     ``version`` numbers the profile's definition (devices record the version
     they were registered with); ``battery`` names the metric that reports the
     battery, if any; ``formats`` are the payload formats it sends;
-    ``commands`` those it accepts (declared, not sent yet); ``optional`` the
+    ``commands`` those it accepts, sent to a LoRaWAN device on FPort
+    ``downlink_port``; ``optional`` the
     metrics a device of the profile may lack altogether (a gate without a
     canal level sensor): not counted as missing while it has never sent them."""
 
@@ -125,6 +130,7 @@ class Profile:
     formats: tuple[str, ...] = DEVICE_FORMATS
     commands: Mapping[str, Command] = field(default_factory=dict)
     optional: frozenset[str] = frozenset()
+    downlink_port: int = DOWNLINK_PORT
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -287,7 +293,7 @@ def _own_metric(f: _File, key: str, metric: Any, intervals: Mapping[str, int]) -
 def _read_profile(f: _File, metrics: Mapping[str, Metric]) -> Profile:
     d = f.data
     f.keys(d, None, required=("name", "version", "description", "formats", "metrics"),
-           optional=("battery", "flights", "commands", "optional"))
+           optional=("battery", "flights", "commands", "optional", "downlink_port"))
     name = f.text(d["name"], "name")
     if not NAME_RE.fullmatch(name):
         raise f.fail("name", f"{name!r}: a profile name is lower case letters, digits and -, "
@@ -332,9 +338,13 @@ def _read_profile(f: _File, metrics: Mapping[str, Metric]) -> Profile:
         for arg, spec in f.table(args, f"commands.{cmd}").items():
             parsed[arg] = _argument(f, arg, spec, f"commands.{cmd}.{arg}", metrics)
         commands[cmd] = Command(cmd, MappingProxyType(parsed))
+    port = d.get("downlink_port", DOWNLINK_PORT)
+    if isinstance(port, bool) or not isinstance(port, int) or port not in DOWNLINK_PORTS:
+        raise f.fail("downlink_port", f"must be a LoRaWAN application port, a whole number "
+                                      f"from 1 to 223, not {_kind(port)}")
     return Profile(name, f.text(d["description"], "description"), MappingProxyType(intervals),
                    flights, version, battery, tuple(formats), MappingProxyType(commands),
-                   frozenset(optional))
+                   frozenset(optional), port)
 
 
 def _argument(f: _File, name: str, spec: Any, key: str,

@@ -41,8 +41,11 @@ INGEST_FILTERS: tuple[str, ...] = (
 FORMER_INGEST_FILTERS: tuple[str, ...] = ("agri/v1/devices/+/+",)
 
 
-# What ingest publishes: commands to devices (devices/commands.py).
-INGEST_PUBLISH_FILTERS: tuple[str, ...] = ("agri/v1/devices/+/commands",)
+# What ingest publishes: commands to devices (devices/commands.py), and to
+# LoRaWAN devices as downlinks through their bridge (devices/downlinks.py).
+INGEST_PUBLISH_FILTERS: tuple[str, ...] = (
+    "agri/v1/devices/+/commands", "v3/+/devices/+/down/push",
+    "application/+/device/+/command/down")
 
 
 # What the simulator publishes: as devices, and as the LoRaWAN network servers

@@ -97,7 +97,8 @@ class Pipeline:
             return device_id
         try:
             if route.format in READING_FORMATS:
-                records, errors = _decode(route, payload, received)
+                acks: list = []
+                records, errors = _decode(route, payload, received, acks)
                 rows, bad = validate(records, device_id=device.id, profile=device.profile,
                                      metrics=device.metrics, received=received,
                                      limits=self.limits)
@@ -106,6 +107,8 @@ class Pipeline:
                     batch.rejects += rejects.record_rejects(
                         received=received, topic=topic, device_id=device_id,
                         errors=[*errors, *bad])
+                for ack in acks:  # a LoRaWAN device's answer, in its uplink
+                    self.command_log.record(device.id, commands.ack_of(ack))
             elif route.format is Format.EVENTS:
                 body = _json_object(payload, "device event")
                 if body.get("type") == receipts.KIND:
@@ -178,16 +181,16 @@ class Pipeline:
         return (drone.id, t, kind, field_id, orjson.dumps(body).decode(), received)
 
 
-def _decode(route: Route, payload: bytes, received: float):
+def _decode(route: Route, payload: bytes, received: float, acks: list | None = None):
     match route.format:
         case Format.SENML_JSON:
             return codecs.decode_senml_json(payload, now=received)
         case Format.SENML_CBOR:
             return codecs.decode_senml_cbor(payload, now=received)
         case Format.TTS_UPLINK:
-            return codecs.decode_tts_uplink(payload, device_id=route.device)
+            return codecs.decode_tts_uplink(payload, device_id=route.device, acks=acks)
         case _:
-            return codecs.decode_chirpstack_uplink(payload, dev_eui=route.device)
+            return codecs.decode_chirpstack_uplink(payload, dev_eui=route.device, acks=acks)
 
 
 def _reject(batch: Batch, received: float, topic: str, device_id: str | None, reason: str,

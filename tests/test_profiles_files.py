@@ -272,8 +272,18 @@ BAD_FILES = {
         "EXTRA/p.toml: version: missing"),
     "misspelt key": (
         {"p.toml": GOOD_PROFILE.replace("battery = \"battery\"", "batery = \"battery\"")},
-        "EXTRA/p.toml: batery: unknown key; expected battery, commands, description, flights, "
-        "formats, metrics, name, optional, version"),
+        "EXTRA/p.toml: batery: unknown key; expected battery, commands, description, "
+        "downlink_port, flights, formats, metrics, name, optional, version"),
+    "downlink port outside LoRaWAN's application ports": (
+        {"p.toml": GOOD_PROFILE.replace('formats = ["senml"]',
+                                        'formats = ["senml"]\ndownlink_port = 224')},
+        "EXTRA/p.toml: downlink_port: must be a LoRaWAN application port, a whole number "
+        "from 1 to 223, not 224"),
+    "downlink port not a number": (
+        {"p.toml": GOOD_PROFILE.replace('formats = ["senml"]',
+                                        'formats = ["senml"]\ndownlink_port = "10"')},
+        "EXTRA/p.toml: downlink_port: must be a LoRaWAN application port, a whole number "
+        "from 1 to 223, not '10'"),
     "bad name": (
         {"p.toml": GOOD_PROFILE.replace("test-probe", "Test Probe")},
         "EXTRA/p.toml: name: 'Test Probe': a profile name is lower case letters, digits and "
