@@ -4,7 +4,9 @@ Python and against the registry before anything is registered. One bad row
 imports nothing; each error names its row, its column and what is wrong.
 
 The CSV has the header ``id,profile,field,owner`` (in any order, optionally
-with ``dev_eui`` for LoRaWAN devices); field, owner and dev_eui may be empty.
+with ``dev_eui`` for LoRaWAN devices and ``bridge``, the LoRaWAN bridge a
+device's uplinks come through); field, owner, dev_eui and bridge may be
+empty. A device behind a bridge gets no MQTT account of its own.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from dataclasses import dataclass
 
 import psycopg
 
-from agri.devices import registry
+from agri.devices import bridges, registry
 from agri.devices.profiles import PROFILES, UnknownProfile, profile
 from agri.devices.topics import _EUI_RE
 
 COLUMNS = ("id", "profile", "field", "owner")
-OPTIONAL_COLUMNS = ("dev_eui",)
+OPTIONAL_COLUMNS = ("dev_eui", "bridge")
 HEADER = ",".join(COLUMNS)
 # Mosquitto 2.0's dynamic-security plugin rewrites its whole file after each
 # account it creates, so a large import takes time that grows with the square
@@ -43,6 +45,7 @@ class Row:
     field: str | None = None
     owner: str | None = None
     dev_eui: str | None = None
+    bridge: str | None = None
 
     def device(self) -> registry.NewDevice:
         return (self.id, self.profile, self.field,
@@ -112,7 +115,8 @@ def parse_csv(data: bytes) -> list[Row]:
                 continue
             cells = {n: (c.strip() or None) for n, c in zip(names, record, strict=True)}
             rows.append(Row(reader.line_num, cells["id"] or "", cells["profile"] or "",
-                            cells["field"], cells["owner"], cells.get("dev_eui")))
+                            cells["field"], cells["owner"], cells.get("dev_eui"),
+                            cells.get("bridge")))
     except csv.Error as exc:
         raise _file_error(f"not readable as CSV ({exc}); check its quotes",
                           reader.line_num) from None
@@ -129,7 +133,7 @@ def _header(cells: list[str]) -> list[str]:
     allowed = (*COLUMNS, *OPTIONAL_COLUMNS)
     if not set(names) & set(allowed):
         raise _file_error(f"missing header: the first line must be {HEADER} (optionally "
-                          f"also dev_eui), then one line per device", 1)
+                          f"also dev_eui and bridge), then one line per device", 1)
     unknown = [n for n in names if n not in allowed]
     missing = [n for n in COLUMNS if n not in names]
     doubled = sorted({n for n in names if names.count(n) > 1})
@@ -138,7 +142,7 @@ def _header(cells: list[str]) -> list[str]:
         wrong += [f"no column {n!r}" for n in missing]
         wrong += [f"column {n!r} twice" for n in doubled]
         raise _file_error(f"wrong header ({'; '.join(wrong)}): it must be {HEADER}, "
-                          f"optionally with dev_eui", 1)
+                          f"optionally with dev_eui and bridge", 1)
     return names
 
 
@@ -159,6 +163,7 @@ def check(conn: psycopg.Connection, rows: list[Row], *, unit: str = "line") -> N
     taken_ids, taken_euis = registry.registered(
         conn, (r.id for r in fine), _lower(r.dev_eui for r in rows
                                            if (r.line, "dev_eui") not in bad))
+    seen_bridges: dict[tuple[str, bool], str | None] = {}
     fields, users = registry.known_fields_and_users(
         conn, {r.field for r in rows if r.field and (r.line, "field") not in bad},
         {r.owner for r in rows if r.owner and (r.line, "owner") not in bad})
@@ -175,8 +180,25 @@ def check(conn: psycopg.Connection, rows: list[Row], *, unit: str = "line") -> N
         if r.owner and (r.line, "owner") not in bad and r.owner not in users:
             errors.append(RowError(r.line, "owner", f"unknown owner {r.owner!r}: no such "
                                                     "user (agri users add)"))
+        if r.bridge and (r.line, "bridge") not in bad:
+            refused = _bridge_refusal(conn, r.bridge, bool(r.dev_eui), seen_bridges)
+            if refused:
+                errors.append(RowError(r.line, "bridge", refused))
     if errors:
         raise ImportRejected(errors)
+
+
+def _bridge_refusal(conn: psycopg.Connection, name: str, has_eui: bool,
+                    seen: dict[tuple[str, bool], str | None]) -> str | None:
+    """Why a device (with a DevEUI or not) cannot go behind bridge ``name``;
+    None when it can. Each bridge is looked up once per import."""
+    if (name, has_eui) not in seen:
+        try:
+            bridges.check_attachable(conn, name, dev_eui="given" if has_eui else None)
+            seen[name, has_eui] = None
+        except bridges.BridgeError as exc:
+            seen[name, has_eui] = str(exc)
+    return seen[name, has_eui]
 
 
 def _lower(values: Iterable[str | None]) -> list[str]:
@@ -189,7 +211,7 @@ def check_values(rows: list[Row], *, unit: str = "line") -> list[RowError]:
     first_line: dict[str, int] = {}
     first_eui: dict[str, int] = {}
     for r in rows:
-        bad_text = [c for c in ("id", "profile", "field", "owner", "dev_eui")
+        bad_text = [c for c in ("id", "profile", "field", "owner", "dev_eui", "bridge")
                     if not _is_text(getattr(r, c))]
         errors += [RowError(r.line, c, f"too long (over {MAX_VALUE_CHARS} characters), or "
                                        "contains a NUL or a character that is not text")
@@ -217,6 +239,9 @@ def check_values(rows: list[Row], *, unit: str = "line") -> list[RowError]:
                     profile(r.profile)
                 except UnknownProfile as exc:
                     errors.append(RowError(r.line, "profile", str(exc)))
+        if r.bridge and "bridge" not in bad_text and not bridges.NAME_RE.fullmatch(r.bridge):
+            errors.append(RowError(r.line, "bridge", f"bridge name {r.bridge[:80]!r} must "
+                                                     f"match {bridges.NAME_RE.pattern}"))
         if r.dev_eui and "dev_eui" not in bad_text:
             eui = r.dev_eui.lower()
             if not _EUI_RE.fullmatch(eui):

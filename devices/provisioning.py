@@ -9,6 +9,7 @@ revoked) while the broker thinks otherwise.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import psycopg
 
@@ -60,25 +61,40 @@ def add_many(conn: psycopg.Connection, admin_url: str,
 
 
 def import_devices(conn: psycopg.Connection, admin_url: str,
-                   devices: list[registry.NewDevice]) -> list[tuple[str, str]]:
+                   devices: list[registry.NewDevice],
+                   bridges: Sequence[str | None] | None = None) -> list[tuple[str, str | None]]:
     """Register (id, profile, field, DevEUI, owner) devices and create their
     broker accounts, all or none: one transaction, which commits only once
-    the broker took every account, and one broker connection. Returns
-    (device id, password) of each, in order (shown once, only the hashes
-    are kept). Check the rows first (``devices/device_import.py``) to name
-    each bad one; here a bad row only fails the whole."""
+    the broker took every account, and one broker connection. ``bridges``:
+    the LoRaWAN bridge of each device (None: its own MQTT account), in the
+    same order; a device behind one gets no account. Returns (device id,
+    password) of each, in order, the password None for a bridged device
+    (shown once, only the hashes are kept). Check the rows first
+    (``devices/device_import.py``) to name each bad one; here a bad row only
+    fails the whole."""
     if not devices:
         return []
+    bridges = list(bridges) if bridges is not None else [None] * len(devices)
+    own = [d for d, b in zip(devices, bridges, strict=True) if b is None]
+    behind: dict[str, list[registry.NewDevice]] = {}
+    for device, bridge in zip(devices, bridges, strict=True):
+        if bridge is not None:
+            behind.setdefault(bridge, []).append(device)
     admin_url = broker_accounts.admin_url(admin_url)
     with DynSec(admin_url) as broker, conn.transaction():
         ids = [d[0] for d in devices]
         broker_accounts.refuse_foreign(broker, ids)
-        passwords = registry.add_devices(conn, devices)
+        passwords = dict(zip((d[0] for d in own), registry.add_devices(conn, own),
+                             strict=True))
+        for bridge, group in behind.items():
+            registry.add_devices(conn, group, bridge=bridge)
         leftovers: list[dict] = []
         creates: list[dict] = []
-        for (device_id, profile, *_), password in zip(devices, passwords, strict=True):
+        for device_id in ids:
             leftovers += broker_accounts.delete_device_commands(device_id)
-            creates += broker_accounts.create_device_commands(device_id, profile, password)
+        for device_id, profile, *_ in own:
+            creates += broker_accounts.create_device_commands(device_id, profile,
+                                                              passwords[device_id])
         broker.run(*leftovers, missing_ok=True)
         try:
             broker.run(*creates)
@@ -91,7 +107,7 @@ def import_devices(conn: psycopg.Connection, admin_url: str,
                 logger.warning("could not remove the broker accounts of a failed import "
                                "(%s); agri broker sync removes them", exc)
             raise
-    return list(zip(ids, passwords, strict=True))
+    return [(device_id, passwords.get(device_id)) for device_id in ids]
 
 
 def rotate(conn: psycopg.Connection, admin_url: str, device_id: str) -> str:

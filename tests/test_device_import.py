@@ -14,7 +14,7 @@ import pytest
 
 from agri.api.accounts import add_user
 from agri.api.field_registry import import_fields, parse_features
-from agri.devices import device_import, provisioning
+from agri.devices import bridges, device_import, provisioning
 from agri.devices.dynsec import DynSec
 from agri.devices.topics import senml_topic
 from tests.fix_stack import api_server, publisher, wait_for
@@ -36,6 +36,14 @@ def world(platform):
         import_fields(conn, parse_features(field_at("imp-f1", "imp-farmer", "Hirosaki", 140.50)))
         import_fields(conn, parse_features(field_at("imp-f2", "imp-other", "Mutsu", 141.20)))
     platform.add_device("imp-taken", "soil", dev_eui="00a1b2c3d4e5f6aa")
+    with psycopg.connect(platform.db_url) as conn:
+        bridges.add(conn, platform.admin_url(), name="imp-tts", kind="tts",
+                    application="imp-paddy", tenant="ttn")
+        bridges.add(conn, platform.admin_url(), name="imp-cs", kind="chirpstack",
+                    application="5b0c7e2a-1f3d-4c8b-9e6a-7d2f1a3b4c5d")
+        bridges.add(conn, platform.admin_url(), name="imp-gone", kind="tts",
+                    application="imp-gone")
+        bridges.revoke(conn, platform.admin_url(), "imp-gone")
     return tokens
 
 
@@ -74,8 +82,8 @@ def test_a_good_file_imports_and_each_device_publishes(platform, world, ingest, 
                             " imp-good-3 , soil ,,imp-dev,70B3D57ED0051A2C\n")
     out = orjson.loads(platform.cli("devices", "import", str(path), "--json").stdout)
     assert [d["device_id"] for d in out] == ["imp-good-1", "imp-good-2", "imp-good-3"]
-    assert all(set(d) == {"device_id", "username", "password"} and d["username"] ==
-               d["device_id"] for d in out)
+    assert all(set(d) == {"device_id", "username", "password", "bridge"} and d["username"] ==
+               d["device_id"] and d["bridge"] is None for d in out)
     stored = dict(platform.sql("SELECT id, password_hash FROM devices WHERE id LIKE 'imp-good-%%'"))
     assert len(stored) == 3
     for d in out:
@@ -186,6 +194,16 @@ BAD_FILES = {
     "DevEUI twice": ("dev_eui,id,profile,field,owner\n0000000000000001,imp-b1,soil,,\n"
                      "0000000000000001,imp-b2,soil,,\n",
                      "line 3, column dev_eui: DevEUI 0000000000000001 is also on line 2"),
+    "unknown bridge": ("id,profile,field,owner,bridge\nimp-b1,soil,,,imp-nobridge\n",
+                       "line 2, column bridge: no bridge 'imp-nobridge': add it with "
+                       "`agri bridges add`"),
+    "revoked bridge": ("id,profile,field,owner,bridge\nimp-b1,soil,,,imp-gone\n",
+                       "line 2, column bridge: bridge 'imp-gone' is revoked"),
+    "ChirpStack bridge without a DevEUI": (
+        "id,profile,field,owner,dev_eui,bridge\nimp-b1,soil,,,,imp-cs\n",
+        "line 2, column bridge: bridge 'imp-cs' is ChirpStack, which names devices by DevEUI"),
+    "bad bridge name": ("id,profile,field,owner,bridge\nimp-b1,soil,,,Imp Bridge\n",
+                        "line 2, column bridge: bridge name 'Imp Bridge' must match"),
     "NUL in a value": (HEADER + "imp-b1,soil,imp\x00f1,\n", "line 2, column field: too long"),
     "too few values": (HEADER + "imp-b1,soil\n", "line 2: 2 values, but the header has 4"),
     "missing header": ("imp-b1,soil,,\n", "line 1: missing header: the first line must be "
@@ -209,6 +227,29 @@ def test_each_kind_of_bad_row_is_named(platform, world, kind):
     errors = _rejected(platform, content)
     assert any(expected in e for e in errors), errors
     assert _devices(platform, "imp-b") == 0
+
+
+def test_devices_behind_bridges_import_without_accounts_of_their_own(platform, world,
+                                                                     tmp_path):
+    before = _clients(platform)
+    path = _write(tmp_path, "id,profile,field,owner,dev_eui,bridge\n"
+                            "imp-lora-1,paddy-water,imp-f1,imp-farmer,,imp-tts\n"
+                            "imp-lora-2,soil,,,70B3D57ED0051B01,imp-cs\n"
+                            "imp-lora-3,soil,,,,\n")
+    out = orjson.loads(platform.cli("devices", "import", str(path), "--json").stdout)
+    assert [(d["device_id"], d["bridge"], d["username"] is None, d["password"] is None)
+            for d in out] == [("imp-lora-1", "imp-tts", True, True),
+                              ("imp-lora-2", "imp-cs", True, True),
+                              ("imp-lora-3", None, False, False)]
+    assert platform.sql("SELECT id, bridge, dev_eui FROM devices WHERE id LIKE 'imp-lora-%%' "
+                        "ORDER BY id") == [("imp-lora-1", "imp-tts", None),
+                                           ("imp-lora-2", "imp-cs", "70b3d57ed0051b01"),
+                                           ("imp-lora-3", None, None)]
+    # Only the device that connects itself has a broker account.
+    assert _clients(platform) - before == {"imp-lora-3"}
+    table = platform.cli("devices", "import", str(_write(
+        tmp_path, "id,profile,field,owner,bridge\nimp-lora-4,soil,,,imp-tts\n", "t.csv"))).stdout
+    assert "imp-lora-4  (none: its uplinks come through bridge imp-tts)" in table
 
 
 def test_excel_files_read_as_written():
@@ -291,16 +332,20 @@ def test_an_admin_imports_through_the_api(platform, world, importing_api, ingest
     before = _clients(platform)
     answer = _post(importing_api, platform.admin_token, {"devices": [
         {"id": "imp-api-1", "profile": "paddy-water", "field": "imp-f1", "owner": "imp-farmer"},
-        {"id": "imp-api-2", "profile": "soil", "dev_eui": "70b3d57ed0051a2d", "field": ""}]})
+        {"id": "imp-api-2", "profile": "soil", "dev_eui": "70b3d57ed0051a2d", "field": ""},
+        {"id": "imp-api-3", "profile": "soil", "bridge": "imp-tts"}]})
     assert answer.status_code == 201, answer.text
     assert answer.headers["cache-control"] == "no-store"
     body = answer.json()
-    assert body["imported"] == 2 and [d["device_id"] for d in body["devices"]] == [
-        "imp-api-1", "imp-api-2"]
+    assert body["imported"] == 3 and [d["device_id"] for d in body["devices"]] == [
+        "imp-api-1", "imp-api-2", "imp-api-3"]
+    assert body["devices"][2] == {"device_id": "imp-api-3", "username": None,
+                                  "password": None, "bridge": "imp-tts"}
     assert _clients(platform) - before == {"imp-api-1", "imp-api-2"}
-    assert platform.sql("SELECT field_id, owner, dev_eui FROM devices WHERE id LIKE 'imp-api-%%' "
-                        "ORDER BY id") == [("imp-f1", "imp-farmer", None),
-                                           (None, None, "70b3d57ed0051a2d")]
+    assert platform.sql("SELECT field_id, owner, dev_eui, bridge FROM devices "
+                        "WHERE id LIKE 'imp-api-%%' ORDER BY id") == [
+        ("imp-f1", "imp-farmer", None, None), (None, None, "70b3d57ed0051a2d", None),
+        (None, None, None, "imp-tts")]
     _publishes(platform, "imp-api-1", body["devices"][0]["password"], "water_level", 0.05)
 
 

@@ -167,6 +167,9 @@ class ImportRow(BaseModel):
                               description="the user who owns it (a developer or farmer)")
     dev_eui: str | None = Field(default=None, max_length=MAX_VALUE,
                                 description="LoRaWAN DevEUI, 16 hexadecimal digits")
+    bridge: str | None = Field(default=None, max_length=MAX_VALUE,
+                               description="the LoRaWAN bridge its uplinks come through "
+                                           "(agri bridges add); it then gets no MQTT account")
 
 
 class DeviceImport(BaseModel):
@@ -199,12 +202,13 @@ def _import(settings: Settings, rows: list[device_import.Row]) -> list[tuple[str
             admin = broker_accounts.admin_url(settings.broker_url("admin"))
         except (SettingsError, broker_accounts.BrokerAccountError, OSError):
             raise Unavailable(_NO_BROKER) from None
-        return provisioning.import_devices(conn, admin, [r.device() for r in rows])
+        return provisioning.import_devices(conn, admin, [r.device() for r in rows],
+                                           [r.bridge for r in rows])
 
 
 def _row(index: int, row: ImportRow) -> device_import.Row:
     return device_import.Row(index, row.id, row.profile, row.field or None, row.owner or None,
-                             row.dev_eui or None)
+                             row.dev_eui or None, row.bridge or None)
 
 
 def _detail(exc: device_import.ImportRejected) -> list[dict]:
@@ -223,7 +227,7 @@ def _detail(exc: device_import.ImportRejected) -> list[dict]:
                          "shown this once",
           "content": {"application/json": {"example": {"imported": 1, "devices": [
               {"device_id": "pw-0101", "username": "pw-0101",
-               "password": "Qm9vX2ZpZWxkLXNlbnNvcg"}]}}}},
+               "password": "Qm9vX2ZpZWxkLXNlbnNvcg", "bridge": None}]}}}},
     403: {"description": "not an admin", "content": {"application/json": {"example": {
         "detail": "importing devices is for admin; you are signed in as farmer"}}}},
     409: {"description": "another import or registration took an id meanwhile, or an id is a "
@@ -241,7 +245,8 @@ async def import_devices(body: DeviceImport, user: UploadingUser, settings: Sett
     """Register devices in bulk, all or none, as `agri devices import` does:
     one bad row imports nothing, and the 422 names each. Each device gets an
     MQTT account (its id as username and client id) whose password is in
-    this answer only. Admins only."""
+    this answer only; a device behind a LoRaWAN bridge gets none (its
+    username and password are null). Admins only."""
     access.require_role(user, Role.ADMIN, action="importing devices")
     rows = [_row(i, r) for i, r in enumerate(body.devices)]
     try:
@@ -260,5 +265,7 @@ async def import_devices(body: DeviceImport, user: UploadingUser, settings: Sett
                                  "imported: try again shortly") from None
     logger.info("%s imported %d devices", user.name, len(imported))
     response.headers["Cache-Control"] = "no-store"
+    behind = {r.id: r.bridge for r in rows}
     return {"imported": len(imported), "devices": [
-        {"device_id": d, "username": d, "password": pw} for d, pw in imported]}
+        {"device_id": d, "username": d if pw else None, "password": pw, "bridge": behind[d]}
+        for d, pw in imported]}
