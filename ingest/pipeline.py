@@ -77,6 +77,15 @@ class Pipeline:
         if device.revoked:
             _reject(batch, received, topic, device_id, "device is revoked", payload)
             return device_id
+        if device.bridge is None and route.format in LORAWAN_FORMATS:
+            # Else any network server's account could write any device's readings.
+            _reject(batch, received, topic, device_id,
+                    f"wrong LoRaWAN application: device {device.id!r} is behind no bridge, "
+                    f"so no network server may send its uplinks (this one came through "
+                    f"{LORAWAN_NAMES[route.format]} application {route.application!r}): "
+                    f"attach the device to that application's bridge (agri bridges attach)",
+                    payload)
+            return device_id
         if device.bridge is not None and route.format in LORAWAN_FORMATS and \
                 device.bridge[1:] != (route.format, route.application):
             name, fmt, application = device.bridge

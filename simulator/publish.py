@@ -48,14 +48,22 @@ from agri.api.field_registry import import_fields, parse_features
 from agri.clock import today_local
 from agri.db import connect
 from agri.deploy.servers import write_private
-from agri.devices import broker_accounts, provisioning
+from agri.devices import bridges, broker_accounts, provisioning
 from agri.devices.topics import senml_topic
 from agri.ingest.batch import Batch
 from agri.ingest.validate import TimeLimits
 from agri.ingest.writer import Writer
 from agri.settings import Settings
 from agri.simulator.climate import TIMEZONE
-from agri.simulator.encoders import Message, Summary, senml_pack
+from agri.simulator.encoders import (
+    CHIRPSTACK_APP,
+    TTS_APP,
+    TTS_TENANT,
+    Message,
+    Summary,
+    Transport,
+    senml_pack,
+)
 from agri.simulator.fields import fields_geojson
 from agri.simulator.sensors import DAY_S, HOUR_S, OFFLINE_HOURS, SKEW_SMALL_S, Fleet, local_midnight
 
@@ -91,24 +99,55 @@ def _database(settings: Settings) -> psycopg.Connection:
 
 Device = tuple[str, str, str | None, str | None, str | None]  # id, profile, field, DevEUI, owner
 
+# The network servers the simulator plays (simulator/encoders.py): its LoRaWAN
+# devices are behind these bridges, as real ones are behind theirs, so ingest
+# takes their uplinks only through those applications. The simulator
+# publishes as its own account; the bridges' passwords are never used.
+SIM_BRIDGES = {Transport.TTS: ("sim-tts", "tts", TTS_APP, TTS_TENANT),
+               Transport.CHIRPSTACK: ("sim-chirpstack", "chirpstack", CHIRPSTACK_APP, None)}
 
-def register_devices(conn: psycopg.Connection, admin_url: str, devices: list[Device]) -> int:
-    """Register devices not registered yet, with their broker accounts;
-    returns how many."""
+
+def sim_bridge(conn: psycopg.Connection, admin_url: str, transport: Transport) -> str:
+    """The name of the active bridge of the application the simulator sends
+    ``transport`` uplinks through, added when there is none."""
+    name, kind, application, tenant = SIM_BRIDGES[transport]
+    for bridge in bridges.list_bridges(conn):
+        if (bridge.kind, bridge.application, bridge.tenant, bridge.revoked_at) == (
+                kind, application, tenant, None):
+            return bridge.name
+    taken = {b.name for b in bridges.list_bridges(conn)}
+    free = next(n for n in (name, *(f"{name}-{i}" for i in range(2, 1000))) if n not in taken)
+    bridges.add(conn, admin_url, name=free, kind=kind, application=application, tenant=tenant)
+    conn.commit()
+    return free
+
+
+def register_devices(conn: psycopg.Connection, admin_url: str, devices: list[Device],
+                     behind: dict[str, str] | None = None) -> int:
+    """Register devices not registered yet, with their broker accounts, or
+    behind the bridge ``behind`` names for them (a registered device not
+    behind it yet is put there); returns how many were new."""
+    behind = behind or {}
     try:
-        known = dict(conn.execute("SELECT id, dev_eui FROM devices WHERE id = ANY(%s)",
-                                  ([d[0] for d in devices],)).fetchall())
+        known = {r[0]: r[1:] for r in conn.execute(
+            "SELECT id, dev_eui, bridge FROM devices WHERE id = ANY(%s)",
+            ([d[0] for d in devices],)).fetchall()}
     except psycopg.errors.UndefinedTable:
         raise SimulatorError("the database has no tables yet: run `agri db migrate`") from None
-    new = []
+    new: dict[str | None, list[Device]] = {}
     for device_id, profile, field_id, eui, owner in devices:
         if device_id in known:
-            if eui and known[device_id] != eui:
+            if eui and known[device_id][0] != eui:
                 logger.warning("device %s is registered with DevEUI %s, not %s: its ChirpStack "
-                               "uplinks will be rejected", device_id, known[device_id], eui)
+                               "uplinks will be rejected", device_id, known[device_id][0], eui)
+            bridge = behind.get(device_id)
+            if bridge is not None and known[device_id][1] is None:
+                bridges.attach(conn, admin_url, name=bridge, device_id=device_id)
             continue
-        new.append((device_id, profile, field_id, eui, owner))
-    added = provisioning.add_many(conn, admin_url, new)
+        new.setdefault(behind.get(device_id), []).append(
+            (device_id, profile, field_id, eui, owner))
+    added = sum(provisioning.add_many(conn, admin_url, group, bridge=bridge)
+                for bridge, group in new.items())
     conn.commit()
     return added
 
@@ -138,7 +177,11 @@ def register(settings: Settings, fleet: Fleet) -> None:
                                  for d in fleet.devices]
         devices += [(d, "drone", None, None, _contractor(conn, d, regions))
                     for d, regions in fleet.flights.served().items()]
-        added = register_devices(conn, settings.broker_url("admin"), devices)
+        admin = settings.broker_url("admin")
+        names = {t: sim_bridge(conn, admin, t)
+                 for t in {d.transport for d in fleet.devices} & SIM_BRIDGES.keys()}
+        behind = {d.id: names[d.transport] for d in fleet.devices if d.transport in names}
+        added = register_devices(conn, admin, devices, behind)
     if created:
         path = fleet.season.out / TOKENS_FILE
         tokens = orjson.loads(path.read_bytes()) if path.exists() else {}

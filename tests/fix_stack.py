@@ -68,6 +68,16 @@ class Platform:
             return provisioning.add(conn, self.stack.mqtt_url("admin"), device_id=device_id,
                                     profile_name=profile, **kw)
 
+    def add_bridge(self, name: str, kind: str, application: str,
+                   tenant: str | None = None) -> str:
+        """Register a LoRaWAN bridge with its broker account, as `agri bridges
+        add` does; returns its password."""
+        from agri.devices import bridges
+
+        with psycopg.connect(self.db_url) as conn:
+            return bridges.add(conn, self.stack.mqtt_url("admin"), name=name, kind=kind,
+                               application=application, tenant=tenant)[1]
+
     def device_url(self, device_id: str, password: str) -> str:
         return f"mqtt://{device_id}:{password}@127.0.0.1:{self.stack.state.mqtt_port}"
 

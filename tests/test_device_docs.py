@@ -419,11 +419,25 @@ FIELD = {"type": "FeatureCollection", "features": [{
 def test_every_example_through_the_broker_and_ingest_is_stored_as_documented(platform):
     with psycopg.connect(platform.db_url) as conn:
         import_fields(conn, parse_features(FIELD), create_owners=True)
-    passwords = {d: platform.add_device(d, p, dev_eui=eui, field_id=FIELD_ID)
+    # The LoRaWAN examples' devices, behind their applications' bridges.
+    behind: dict[str, str] = {}
+    for ex in examples():
+        route = parse(ex.topic) if "/" in ex.tag else None
+        if route is not None and route.application and device_of(ex.topic) not in behind:
+            name = f"docs-{len(behind)}"
+            if route.format is Format.TTS_UPLINK:
+                app, _, tenant = route.application.partition("@")
+                platform.add_bridge(name, "tts", app, tenant or None)
+            else:
+                platform.add_bridge(name, "chirpstack", route.application)
+            behind[device_of(ex.topic)] = name
+    passwords = {d: platform.add_device(d, p, dev_eui=eui, field_id=FIELD_ID,
+                                        bridge=behind.get(d))
                  for d, (p, eui) in DEVICES.items()}
     # The examples carry fixed times of 2025: a worker that takes readings that old.
     worker = platform.start_ingest("docs", AGRI_MAX_AGE_DAYS="36500")
-    clients = {d: platform.device_client(d, pw) for d, pw in passwords.items()}
+    clients = {d: platform.device_client(d, pw) for d, pw in passwords.items()
+               if d not in behind}
     sim = publisher(platform.simulator_url())
     try:
         expected: set[tuple] = set()

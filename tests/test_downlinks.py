@@ -18,7 +18,6 @@ import pytest
 from agri.devices import commands, downlinks, profiles, topics
 from tests.fix_stack import wait_for
 from tests.test_bridges import (
-    CS_OTHER,
     _add,
     _bridge_url,
     _client,
@@ -33,6 +32,7 @@ from tests.test_bridges import (
 
 CS_APP = "3c9e2a10-7d4b-4f1e-8a6c-5b2d9e0f1a7c"
 CS_EUI = "70b3d57ed005a1c0"
+CS_OTHER = "8e1f4a2b-6c3d-4b7e-9f0a-1d2c3b4a5e6f"
 
 
 class NetworkServer:

@@ -48,18 +48,26 @@ def publish(client, topic: str, payload: bytes) -> None:
     assert info.rc == 0
 
 
+E2E_CS_APP = "9d4e2b71-3a5c-4f8e-b1d2-6c7a8e9f0a1b"
+
+
 @pytest.fixture(scope="module")
 def devices(platform):
     with psycopg.connect(platform.db_url) as conn:
         import_fields(conn, parse_features(FIELD), create_owners=True)
+    platform.add_bridge("e2e-tts", "tts", "paddy", "aomori")
+    platform.add_bridge("e2e-cs", "chirpstack", E2E_CS_APP)
+    platform.add_bridge("e2e-tts-example", "tts", "app1", "tenant1")
     creds = {
         "e2e-paddy-1": platform.add_device("e2e-paddy-1", "paddy-water", field_id="e2e-field"),
         "e2e-paddy-2": platform.add_device("e2e-paddy-2", "paddy-water"),
         "e2e-ws-1": platform.add_device("e2e-ws-1", "weather-station", field_id="e2e-field"),
-        "e2e-tts-1": platform.add_device("e2e-tts-1", "paddy-water"),
-        "e2e-cs-1": platform.add_device("e2e-cs-1", "soil", dev_eui="00a1b2c3d4e5f601"),
+        # LoRaWAN devices, behind their network servers' bridges (below).
+        "e2e-tts-1": platform.add_device("e2e-tts-1", "paddy-water", bridge="e2e-tts"),
+        "e2e-cs-1": platform.add_device("e2e-cs-1", "soil", dev_eui="00a1b2c3d4e5f601",
+                                        bridge="e2e-cs"),
         # The device of The Things Stack's published MQTT example.
-        "dev1": platform.add_device("dev1", "paddy-water"),
+        "dev1": platform.add_device("dev1", "paddy-water", bridge="e2e-tts-example"),
     }
     return creds
 
@@ -123,7 +131,7 @@ def test_exactly_the_distinct_good_readings_are_stored(platform, ingest, api, de
                  ("e2e-tts-1", "water_temp", now - 30, 19.0)}
     cs = {"deviceInfo": {"devEui": "00a1b2c3d4e5f601"}, "time": _rfc3339(now - 45),
           "object": {"soil_moisture": 0.41, "soil_temp": 17.5, "soil_ec": 0.05}}
-    publish(sim, chirpstack_uplink_topic(application_id="app-uuid", dev_eui="00a1b2c3d4e5f601"),
+    publish(sim, chirpstack_uplink_topic(application_id=E2E_CS_APP, dev_eui="00a1b2c3d4e5f601"),
             orjson.dumps(cs))
     expected |= {("e2e-cs-1", m, now - 45, v)
                  for m, v in (("soil_moisture", 0.41), ("soil_temp", 17.5), ("soil_ec", 0.05))}
