@@ -272,14 +272,18 @@ def _fingerprint(password: str) -> str:
     return hashlib.sha256(f"agri fingerprint {password}".encode()).hexdigest()[:16]
 
 
-def _ensure_role(broker: DynSec, name: str, acls: tuple[dict, ...], report: SyncReport) -> None:
+def _ensure_role(broker: DynSec, name: str, acls: tuple[dict, ...], report: SyncReport,
+                 found: Mapping | None | bool = True) -> None:
+    """Give role ``name`` exactly ``acls``, creating it when missing;
+    ``found``: its ``getRole`` answer when already asked (None: not found)."""
     want = {(a["acltype"], a["topic"], a["allow"]) for a in acls}
-    try:
-        have = role_acls(broker.run({"command": "getRole", "rolename": name})[0])
-    except DynSecError:
+    if found is True:
+        found = broker.run({"command": "getRole", "rolename": name}, missing_ok=True)[0]
+    if found is None:
         broker.run({"command": "createRole", "rolename": name, "textdescription": MANAGED,
                     "acls": list(acls)})
         return
+    have = role_acls(found)
     if have == want:
         return
     for acltype, topic, _ in have - want:
@@ -329,24 +333,38 @@ def sync(broker: DynSec, conn: psycopg.Connection, *, admin_password: str) -> Sy
     for name in sorted(roles):
         if name.startswith(DEVICE_ROLE_PREFIX) and name[len(DEVICE_ROLE_PREFIX):] not in active:
             broker.run({"command": "deleteRole", "rolename": name}, missing_ok=True)
+    checked = []
     for device_id, device in sorted(active.items()):
-        names = names_of.get(device_id) or [device_id]
-        if current.get(device_id, device_id) not in clients:
+        if current.get(device_id, device_id) in clients:
+            checked.append((device_id, device))
+        else:
             report.missing_devices.append(device_id)
-            continue
+    # Every role and account read in a few control messages, not two round
+    # trips a device: a fleet of thousands syncs in seconds.
+    found_roles = broker.run(*({"command": "getRole", "rolename": _device_role(d)}
+                               for d, _ in checked), missing_ok=True)
+    accounts = [(d, n) for d, _ in checked for n in names_of.get(d) or [d] if n in clients]
+    found_clients = dict(zip(accounts, broker.run(
+        *({"command": "getClient", "username": n} for _, n in accounts), missing_ok=True),
+        strict=True))
+    for (device_id, device), role in zip(checked, found_roles, strict=True):
         _ensure_role(broker, _device_role(device_id), device_acls(device_id, device.profile),
-                     report)
-        if any(_fix_client(broker, device_id, name) for name in names if name in clients):
+                     report, role)
+        fixed = [_fix_client(broker, device_id, n, found_clients[device_id, n])
+                 for n in names_of.get(device_id) or [device_id] if (device_id, n) in found_clients]
+        if any(fixed):
             report.fixed_devices.append(device_id)
     for line in report.lines():
         logger.info("broker sync: %s", line)
     return report
 
 
-def _fix_client(broker: DynSec, device_id: str, username: str) -> bool:
+def _fix_client(broker: DynSec, device_id: str, username: str, info: Mapping | None) -> bool:
     """Bind a device's account to its client id and role alone, enabled; True
-    when something had to change."""
-    info = broker.run({"command": "getClient", "username": username})[0] or {}
+    when something had to change. ``info``: its ``getClient`` answer (None:
+    the account went meanwhile, which the next sync reports)."""
+    if info is None:
+        return False
     client = info.get("client", {})
     role = _device_role(device_id)
     wrong_roles = [r["rolename"] for r in client.get("roles", []) if r["rolename"] != role]
