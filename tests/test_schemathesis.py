@@ -48,7 +48,6 @@ def _run(api: str, token: str, tmp_path: Path, seed: int) -> subprocess.Complete
         capture_output=True, text=True, timeout=900)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("who", ["admin", "farmer"])
 def test_no_server_errors_and_no_schema_violations(linked_api, platform, farmer_token, who,
                                                    tmp_path):

@@ -16,12 +16,9 @@ from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 
 from agri.deploy.servers import SERVICE_USER, free_port
 from tests.fix_stack import publisher, wait_for
-
-pytestmark = pytest.mark.slow
 
 
 class Up:

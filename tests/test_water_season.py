@@ -19,7 +19,6 @@ DAYS = 13
 STEP_MIN = 60
 
 
-@pytest.mark.slow
 def test_control_keeps_paddies_in_band_better_than_farmers() -> None:
     pytest.importorskip("agri.water.service")
     season = bench_water.simulate(fields=FIELDS, seed=SEED, year=YEAR)
