@@ -406,7 +406,8 @@ def test_a_dead_decoder_ends_the_worker_and_nothing_is_lost(platform):
     sim = publisher(platform.simulator_url())
     try:
         with psycopg.connect(platform.db_url) as conn:
-            conn.execute("ALTER TABLE devices RENAME COLUMN dev_eui TO dev_eui_renamed")
+            # (a column the device lookup reads and the command sender does not)
+            conn.execute("ALTER TABLE devices RENAME COLUMN owner TO owner_renamed")
         try:
             publish(client, senml_topic("def-decoder"), [{"n": "water_temp", "v": 20.0}])
             # An unknown device makes the worker read the registry again.
@@ -414,7 +415,7 @@ def test_a_dead_decoder_ends_the_worker_and_nothing_is_lost(platform):
             assert _exits(proc) != 0
         finally:
             with psycopg.connect(platform.db_url) as conn:
-                conn.execute("ALTER TABLE devices RENAME COLUMN dev_eui_renamed TO dev_eui")
+                conn.execute("ALTER TABLE devices RENAME COLUMN owner_renamed TO owner")
         log = (platform.home / "ingest-decoder.log").read_text()
         assert "decoder thread died" in log
         # Restarted by its supervisor, the worker gets the messages again.
