@@ -375,4 +375,6 @@ def _local(t: datetime | None) -> str:
 
 
 def _cm(metres: float) -> str:
-    return f"{metres * 100:.1f} cm"
+    """A level as logged: to the tenth of a millimetre where it has one, so a
+    level just under a threshold never reads as the threshold itself."""
+    return f"{metres * 100:.2f}".rstrip("0").rstrip(".") + " cm"
