@@ -238,19 +238,18 @@ def _import_devices(args, settings, conn) -> int:
     started = time.monotonic()
     imported = provisioning.import_devices(conn, settings.broker_url("admin"),
                                            [r.device() for r in rows], [r.bridge for r in rows])
-    behind = {r.id: r.bridge for r in rows}
+    shown = device_import.credentials(rows, imported)
     if args.json:
-        _print_json([{"device_id": d, "username": d if pw else None, "password": pw,
-                      "bridge": behind[d]} for d, pw in imported])
+        _print_json(shown)
         return 0
     print(f"imported {len(imported)} devices in {time.monotonic() - started:.1f} s; each "
           "connects with its id as MQTT username and client id, and the password below "
           "(shown once: store them in the devices now)")
     width = max(len("id"), *(len(d) for d, _ in imported))
     print(f"{'id':{width}}  password")
-    for device_id, password in imported:
-        shown = password or f"(none: its uplinks come through bridge {behind[device_id]})"
-        print(f"{device_id:{width}}  {shown}")
+    for d in shown:
+        password = d["password"] or f"(none: its uplinks come through bridge {d['bridge']})"
+        print(f"{d['device_id']:{width}}  {password}")
     return 0
 
 

@@ -181,24 +181,33 @@ def check(conn: psycopg.Connection, rows: list[Row], *, unit: str = "line") -> N
             errors.append(RowError(r.line, "owner", f"unknown owner {r.owner!r}: no such "
                                                     "user (agri users add)"))
         if r.bridge and (r.line, "bridge") not in bad:
-            refused = _bridge_refusal(conn, r.bridge, bool(r.dev_eui), seen_bridges)
+            refused = _bridge_refusal(conn, r.bridge, r.dev_eui, seen_bridges)
             if refused:
                 errors.append(RowError(r.line, "bridge", refused))
     if errors:
         raise ImportRejected(errors)
 
 
-def _bridge_refusal(conn: psycopg.Connection, name: str, has_eui: bool,
+def _bridge_refusal(conn: psycopg.Connection, name: str, dev_eui: str | None,
                     seen: dict[tuple[str, bool], str | None]) -> str | None:
-    """Why a device (with a DevEUI or not) cannot go behind bridge ``name``;
-    None when it can. Each bridge is looked up once per import."""
-    if (name, has_eui) not in seen:
+    """Why a device with ``dev_eui`` cannot go behind bridge ``name``; None
+    when it can. Each bridge is looked up once per import."""
+    key = (name, bool(dev_eui))
+    if key not in seen:
         try:
-            bridges.check_attachable(conn, name, dev_eui="given" if has_eui else None)
-            seen[name, has_eui] = None
+            bridges.check_attachable(conn, name, dev_eui=dev_eui)
+            seen[key] = None
         except bridges.BridgeError as exc:
-            seen[name, has_eui] = str(exc)
-    return seen[name, has_eui]
+            seen[key] = str(exc)
+    return seen[key]
+
+
+def credentials(rows: list[Row], imported: list[tuple[str, str | None]]) -> list[dict]:
+    """What an import shows once of each device: its MQTT username and
+    password, both None for a device behind a bridge, and the bridge."""
+    behind = {r.id: r.bridge for r in rows}
+    return [{"device_id": d, "username": d if pw else None, "password": pw,
+             "bridge": behind[d]} for d, pw in imported]
 
 
 def _lower(values: Iterable[str | None]) -> list[str]:

@@ -111,11 +111,12 @@ def sim_bridge(conn: psycopg.Connection, admin_url: str, transport: Transport) -
     """The name of the active bridge of the application the simulator sends
     ``transport`` uplinks through, added when there is none."""
     name, kind, application, tenant = SIM_BRIDGES[transport]
-    for bridge in bridges.list_bridges(conn):
+    known = bridges.list_bridges(conn)
+    for bridge in known:
         if (bridge.kind, bridge.application, bridge.tenant, bridge.revoked_at) == (
                 kind, application, tenant, None):
             return bridge.name
-    taken = {b.name for b in bridges.list_bridges(conn)}
+    taken = {b.name for b in known}
     free = next(n for n in (name, *(f"{name}-{i}" for i in range(2, 1000))) if n not in taken)
     bridges.add(conn, admin_url, name=free, kind=kind, application=application, tenant=tenant)
     conn.commit()

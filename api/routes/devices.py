@@ -265,7 +265,4 @@ async def import_devices(body: DeviceImport, user: UploadingUser, settings: Sett
                                  "imported: try again shortly") from None
     logger.info("%s imported %d devices", user.name, len(imported))
     response.headers["Cache-Control"] = "no-store"
-    behind = {r.id: r.bridge for r in rows}
-    return {"imported": len(imported), "devices": [
-        {"device_id": d, "username": d if pw else None, "password": pw, "bridge": behind[d]}
-        for d, pw in imported]}
+    return {"imported": len(imported), "devices": device_import.credentials(rows, imported)}
